@@ -1,0 +1,2 @@
+#include "stun_msg.h"
+int natkit_placeholder_unused(void);

@@ -1,0 +1,3 @@
+#include "stun_msg.h"
+int natkit_placeholder_unused(void);
+int natkit_placeholder_unused(void) { return 0; }
