@@ -101,6 +101,10 @@ start_stund() {
 	listening-ip = 127.0.0.1
 	listening-port = ${port[stund]}
 	workers = 1
+	no-tls
+	no-dtls
+	# the load comes from one source IP: no per-source limit, as in coturn
+	rate-limit = 0
 	EOF
 	[ -x "$build/stund" ] || return 1
 	taskset -c "$server_cpu" "$build/stund" -c "$tmp/stund.conf" >"$tmp/stund.log" 2>&1 &
