@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions are called indirectly (start_$name, trap)
 # Binding over UDP, side by side: the bare recvmmsg/sendmmsg responder (the
 # ceiling), stund and coturn's turnserver, each with one worker pinned to one
 # core while bench/binding_load runs on the other core. Prints requests/s,
@@ -16,7 +17,7 @@ build=$src/build
 seconds=10 rounds=1 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
 server_cpu=0 client_cpu=1 do_build=1 long=0
 usage() {
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
 	echo "defaults: -d $seconds -r $rounds -f $flows -w $window -b $batch -s \"$servers\""
 	echo "          --server-cpu $server_cpu --client-cpu $client_cpu;"
 	echo "          load above 60 s in total needs --long"
@@ -55,7 +56,7 @@ if [ "$(nproc)" -lt 2 ]; then
 fi
 
 tmp=$(mktemp -d /tmp/natkit-bench.XXXXXX)
-declare -A pid port skip
+declare -A pid port
 cleanup() {
 	local p
 	for p in "${pid[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -77,7 +78,7 @@ free_port() {
 # Wait for a line matching $3 in log $1 written by process $2 (timeout $4 s).
 wait_line() {
 	local deadline=$((SECONDS + $4))
-	while [ $SECONDS -le $deadline ]; do
+	while [ "$SECONDS" -le "$deadline" ]; do
 		grep -q -- "$3" "$1" 2>/dev/null && return 0
 		kill -0 "$2" 2>/dev/null || { grep -q -- "$3" "$1" 2>/dev/null; return; }
 		sleep 0.02
@@ -132,7 +133,6 @@ start() { # name
 	if "start_$1" && probe "$1"; then
 		return 0
 	fi
-	skip[$1]=1
 	local why="did not answer a Binding on 127.0.0.1:${port[$1]}"
 	[ -n "${pid[$1]:-}" ] && ! kill -0 "${pid[$1]}" 2>/dev/null && why="exited before answering"
 	[ "$1" = stund ] && [ ! -f "$src/server/listener_udp.c" ] &&
