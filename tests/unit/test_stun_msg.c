@@ -122,6 +122,31 @@ static void test_rfc5769_ipv6_response(void)
 	check_response("rfc5769_2_3.bin", AF_INET6, "2001:db8:1234:5678:11:2233:4455:6677");
 }
 
+#define MATRIX_USER "\xe3\x83\x9e\xe3\x83\x88\xe3\x83\xaa\xe3\x83\x83\xe3\x82\xaf\xe3\x82\xb9"
+#define MATRIX_PASS "The\xc2\xadM\xc2\xaatr\xe2\x85\xa8"
+
+/* RFC 5769 s2.4: long-term credentials; the key needs SASLprep of the
+ * password ("TheMatrIX"), and the vector pads with zero bytes. */
+static void test_rfc5769_long_term(void)
+{
+	uint8_t buf[256], key[STUN_KEY_MAX];
+	size_t len = unit_load_vector("rfc5769_2_4.bin", buf, sizeof(buf));
+	struct stun_msg m;
+	int klen;
+
+	CU_ASSERT_EQUAL_FATAL(stun_msg_parse(&m, buf, len), 0);
+	CU_ASSERT(m.username.len == 18 && !memcmp(m.username.p, MATRIX_USER, 18));
+	CU_ASSERT(m.realm.len == 11 && !memcmp(m.realm.p, "example.org", 11));
+	CU_ASSERT(m.nonce.len == 28 && !memcmp(m.nonce.p, "f//499k954d6OL34oL9FSTvy64sA", 28));
+	CU_ASSERT_FALSE(stun_msg_has(&m, STUN_ATTR_FINGERPRINT));
+	klen = stun_key_long_term(STUN_PWALG_MD5, MATRIX_USER, "example.org", MATRIX_PASS, key);
+	CU_ASSERT_EQUAL_FATAL(klen, 16);
+	CU_ASSERT_EQUAL(stun_msg_verify_mi(&m, key, (size_t)klen), 0);
+	/* Without SASLprep the key is wrong. */
+	CU_ASSERT_EQUAL(stun_msg_verify_mi(&m, (const uint8_t *)MATRIX_PASS, 13), STUN_E_INTEGRITY);
+	check_reencode(&m, key, (size_t)klen, 0);
+}
+
 /* A minimal valid message to damage: Binding request, SOFTWARE, MI, FP. */
 static int sample(uint8_t *buf, size_t cap)
 {
@@ -156,6 +181,7 @@ static const struct unit_case cases[] = {
 	{ "RFC 5769 2.1 request: parse, verify, re-encode", test_rfc5769_request },
 	{ "RFC 5769 2.2 IPv4 response", test_rfc5769_ipv4_response },
 	{ "RFC 5769 2.3 IPv6 response", test_rfc5769_ipv6_response },
+	{ "RFC 5769 2.4 long-term request (SASLprep)", test_rfc5769_long_term },
 	{ "truncated at every offset", test_truncated_everywhere },
 	{ NULL, NULL },
 };
