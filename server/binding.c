@@ -106,8 +106,9 @@ static void add_padding(struct stun_builder *b, size_t len)
 static void build_classic(struct worker *w, struct stun_builder *b, const struct stun_in *in,
 			  const struct binding_plan *p)
 {
+	const struct laddr *here = laddr_at(w, in->laddr);
 	const struct laddr *from = laddr_at(w, p->from);
-	const struct laddr *other = laddr_at(w, from ? from->alt_both : -1);
+	const struct laddr *other = laddr_at(w, here ? here->alt_both : -1);
 
 	stun_build_addr(b, STUN_ATTR_MAPPED_ADDRESS, in->peer);
 	if (from && !from->wildcard)
