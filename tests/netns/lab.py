@@ -15,7 +15,7 @@ Command line (as root):
     lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
     lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
     lab.py compose [-o FILE]                                     write the compose file
-    lab.py cleanup                                               remove leftover nkl- namespaces
+    lab.py cleanup [--run-id ID]                                 remove leftover nkl- namespaces
 Nodes: inet (the internet router), server, ra/rb (NAT routers), a/b (hosts).
 Python 3 stdlib only.
 """
@@ -125,9 +125,11 @@ def _snat_stmts(nat, pub):
     """The source-NAT statements of a type, in order (first match wins)."""
     if nat in ("full-cone", "address-restricted", "port-restricted"):
         # Endpoint-independent mapping made explicit: reuse the mapping this
-        # internal address:port already has; else let the kernel choose
-        # (it keeps the source port when the 5-tuple is free).
+        # internal address:port already has; a new one never takes an
+        # external port another internal endpoint holds (random instead);
+        # else the kernel keeps the source port (when the 5-tuple is free).
         return ["snat ip to ip saddr . meta l4proto . th sport map @m_out",
+                "meta l4proto . th sport @m_fwd snat ip to %s:1024-65535 random" % pub,
                 "snat ip to %s" % pub]
     if nat == "masquerade":
         return ["oifname \"wan\" masquerade", "snat ip to %s" % pub]
@@ -556,7 +558,8 @@ def main(argv=None):
     co.add_argument("--site-a", choices=list(NAT_TYPES))
     co.add_argument("--site-b", choices=list(NAT_TYPES))
     co.add_argument("--hairpin", action="store_true", default=None)
-    sub.add_parser("cleanup", help="remove leftover %s namespaces" % PREFIX)
+    cl = sub.add_parser("cleanup", help="remove leftover %s namespaces" % PREFIX)
+    cl.add_argument("--run-id", help="only this lab run's namespaces (%sRUNID-*)" % PREFIX)
     a = ap.parse_args(argv)
     if a.cmd == "rules":
         sys.stdout.write(router_rules(a.site, a.nat, a.hairpin))
@@ -575,7 +578,7 @@ def main(argv=None):
         print("lab.py: %s needs root (network namespaces)" % a.cmd, file=sys.stderr)
         return 2
     if a.cmd == "cleanup":
-        for n in cleanup_all():
+        for n in cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX):
             print("removed", n)
         return 0
     with Lab(a.site_a, a.site_b, a.hairpin, a.shared) as lab:
