@@ -105,26 +105,24 @@ static bool name_ok(const char *s, size_t n)
 	return n > 0 && n <= AUTH_USERNAME_MAX;
 }
 
-/* Split "name:secret" (in place: the ':' becomes NUL). */
-static int spec_parse(char *s, struct user_spec *u, const char **why)
+/* Validate a (name, password) pair; note the 0x key form. */
+static int cred_parse(const char *name, size_t name_len, const char *password,
+		      struct user_spec *u, const char **why)
 {
-	char *colon = strchr(s, ':');
-
 	memset(u, 0, sizeof(*u));
 	*why = "expected " AUTH_USER_ACCEPTED;
-	if (!colon || colon == s || !colon[1])
+	if (!name || !password || !password[0])
 		return -EINVAL;
-	*colon = 0;
-	u->name = s;
-	u->name_len = (size_t)(colon - s);
-	u->password = colon + 1;
+	u->name = name;
+	u->name_len = name_len;
+	u->password = password;
 	if (!name_ok(u->name, u->name_len)) {
 		*why = "the name must be 1-512 bytes without control characters";
 		return -EINVAL;
 	}
-	if (u->password[0] != '0' || (u->password[1] != 'x' && u->password[1] != 'X'))
+	if (password[0] != '0' || (password[1] != 'x' && password[1] != 'X'))
 		return 0;
-	u->hex = u->password + 2;
+	u->hex = password + 2;
 	u->hex_len = strlen(u->hex);
 	if ((u->hex_len != 32 && u->hex_len != 64) || !all_hex(u->hex, u->hex_len)) {
 		*why = "a key after 0x must be 32 hex digits (MD5) or 64 (SHA-256)";
@@ -133,12 +131,23 @@ static int spec_parse(char *s, struct user_spec *u, const char **why)
 	return 0;
 }
 
+/* Split "name:secret" at the first ':'. */
+static int spec_parse(const char *s, struct user_spec *u, const char **why)
+{
+	const char *colon = strchr(s, ':');
+
+	if (!colon) {
+		memset(u, 0, sizeof(*u));
+		*why = "expected " AUTH_USER_ACCEPTED;
+		return -EINVAL;
+	}
+	return cred_parse(s, (size_t)(colon - s), colon + 1, u, why);
+}
+
 int auth_user_check(const char *spec, const char **why)
 {
 	struct user_spec u;
 	const char *dummy;
-	char *copy;
-	int rc;
 
 	if (!why)
 		why = &dummy;
@@ -146,13 +155,7 @@ int auth_user_check(const char *spec, const char **why)
 		*why = "expected " AUTH_USER_ACCEPTED;
 		return -EINVAL;
 	}
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	rc = spec_parse(copy, &u, why);
-	mbedtls_platform_zeroize(copy, strlen(spec));
-	free(copy);
-	return rc;
+	return spec_parse(spec, &u, why);
 }
 
 static void hex_decode(const char *hex, size_t n, uint8_t *out)
@@ -187,15 +190,13 @@ static int user_keys(const struct auth_ctx *ctx, const struct user_spec *s,
 	return stun_userhash(u->name, ctx->realm, u->userhash) < 0 ? -EINVAL : 0;
 }
 
-/* Parse and add one user line (buffer modified, caller wipes it). */
-static int user_add(struct auth_ctx *ctx, char *line, const char **why)
+/* Add one validated user, deriving its keys. */
+static int user_add(struct auth_ctx *ctx, const struct user_spec *sp, const char **why)
 {
-	struct user_spec s;
+	const struct user_spec s = *sp;
 	struct auth_user *u;
-	int rc = spec_parse(line, &s, why);
+	int rc;
 
-	if (rc)
-		return rc;
 	if (ctx->n_users == ctx->cap_users) {
 		size_t cap = ctx->cap_users ? ctx->cap_users * 2 : 16;
 		struct auth_user *p = realloc(ctx->users, cap * sizeof(*p));
@@ -233,6 +234,15 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Parse and add one "name:password" line (trimmed in place). */
+static int line_add(struct auth_ctx *ctx, char *line, const char **why)
+{
+	struct user_spec s;
+	int rc = spec_parse(trim(line), &s, why);
+
+	return rc ? rc : user_add(ctx, &s, why);
+}
+
 static int load_user_lines(struct auth_ctx *ctx, const struct auth_params *p,
 			   char *err, size_t errlen)
 {
@@ -245,10 +255,31 @@ static int load_user_lines(struct auth_ctx *ctx, const struct auth_params *p,
 		if (!copy)
 			return -ENOMEM;
 		len = strlen(copy);
-		rc = user_add(ctx, trim(copy), &why);
+		rc = line_add(ctx, copy, &why);
 		mbedtls_platform_zeroize(copy, len);
 		free(copy);
 		if (rc == -EINVAL)
+			snprintf(err, errlen, "user (value %zu): %s", i + 1, why);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int load_creds(struct auth_ctx *ctx, const struct auth_params *p,
+		      char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n_creds; i++) {
+		const struct auth_cred *c = &p->creds[i];
+		struct user_spec s;
+		const char *why;
+		int rc = cred_parse(c->name, c->name ? strlen(c->name) : 0, c->password, &s, &why);
+
+		if (!rc)
+			rc = user_add(ctx, &s, &why);
+		if (rc == -EINVAL && c->name && name_ok(c->name, strlen(c->name)))
+			snprintf(err, errlen, "user '%s': %s", c->name, why);
+		else if (rc == -EINVAL)
 			snprintf(err, errlen, "user (value %zu): %s", i + 1, why);
 		if (rc)
 			return rc;
@@ -276,7 +307,7 @@ static int load_userdb(struct auth_ctx *ctx, const char *path, char *err, size_t
 		lineno++;
 		if (!*t || *t == '#')
 			continue;
-		rc = user_add(ctx, t, &why);
+		rc = line_add(ctx, t, &why);
 		if (rc == -EINVAL)
 			snprintf(err, errlen, "userdb %s:%zu: %s", path, lineno, why);
 		mbedtls_platform_zeroize(line, cap);
@@ -397,6 +428,8 @@ int auth_ctx_new(const struct auth_params *p, struct auth_ctx **out,
 	rc = set_realm(ctx, p->realm, err, errlen);
 	if (!rc)
 		rc = load_user_lines(ctx, p, err, errlen);
+	if (!rc)
+		rc = load_creds(ctx, p, err, errlen);
 	if (!rc && p->userdb)
 		rc = load_userdb(ctx, p->userdb, err, errlen);
 	if (!rc)

@@ -24,13 +24,21 @@
 #define AUTH_REALM_MAX 762             /* RFC 8489 s14.9: < 763 bytes */
 #define AUTH_NONCE_LIFETIME_DEFAULT 600 /* seconds, as coturn's stale-nonce */
 
+/* One user as the config splits it: password is a plaintext password or
+ * "0x<32 hex>" (an MD5 key, coturn's form) or "0x<64 hex>" (SHA-256). */
+struct auth_cred {
+	const char *name;
+	const char *password;
+};
+
 /* Plain inputs, as the config holds them. */
 struct auth_params {
 	const char *realm;           /* realm (required) */
 	const char *const *users;    /* `user` values: "name:password" or
-				      * "name:0x<32 hex>" (an MD5 key, coturn)
-				      * or "name:0x<64 hex>" (a SHA-256 key) */
+				      * "name:0x<32 hex>" or "name:0x<64 hex>" */
 	size_t n_users;
+	const struct auth_cred *creds; /* the same, already split */
+	size_t n_creds;
 	const char *userdb;          /* path of a file of such lines, or NULL */
 	const char *const *secrets;  /* static-auth-secret values (rotation) */
 	size_t n_secrets;
