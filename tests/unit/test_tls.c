@@ -488,6 +488,48 @@ static void test_dtls_peers_and_cap(void)
 	ev_loop_destroy(loop);
 }
 
+/* A peer that proves its address (cookie) and then goes silent holds a
+ * session only until handshake_timeout; junk from unknown peers is dropped. */
+static void test_dtls_handshake_timeout(void)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct tls_ctx *ctx = ctx_load(cert1, key1);
+	struct srv st = { 0 };
+	struct dgram_reader r;
+	struct cli c;
+	int sv[2];
+	double end = now_s() + 5;
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	r.pool = pool_make(loop, ctx, sv[0], TLS_KIND_DGRAM, 4, &st);
+	tls_ctx_unref(ctx);
+	tls_pool_set_timeouts(r.pool, 5, 0.3);
+	ev_io_init(&r.io, reader_cb, sv[0], EV_READ);
+	ev_io_start(loop, &r.io);
+	CU_ASSERT_EQUAL(send(sv[1], "not a DTLS record", 17, 0), 17);
+	spin(loop, sv[1]);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->dgram_dropped, 1);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->active, 0);
+	cli_init(&c, sv[1], MBEDTLS_SSL_TRANSPORT_DATAGRAM);
+	/* Step the client until the server holds a session for it, then stop. */
+	while (tls_pool_stats(r.pool)->active == 0 && now_s() < end) {
+		mbedtls_ssl_handshake(&c.ssl);
+		spin(loop, sv[1]);
+	}
+	CU_ASSERT_EQUAL_FATAL(tls_pool_stats(r.pool)->active, 1);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->hello_verify_sent, 1);
+	wait_for(loop, -1, &st.closed, 1);
+	CU_ASSERT_EQUAL(st.why, TLS_CLOSE_HANDSHAKE_TIMEOUT);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->handshake_timeouts, 1);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->active, 0);
+	CU_ASSERT_EQUAL(st.opened, 0);
+	cli_free(&c);
+	ev_io_stop(loop, &r.io);
+	tls_pool_free(r.pool);
+	close(sv[0]);
+	ev_loop_destroy(loop);
+}
+
 /* SIGHUP-style reload: a new context for new sessions, old ones keep theirs. */
 static void test_reload(void)
 {
@@ -576,6 +618,7 @@ int main(void)
 	CU_add_test(s, "TLS bulk echo through the send queue", test_tls_bulk);
 	CU_add_test(s, "DTLS HelloVerifyRequest, handshake and echo", test_dtls_echo);
 	CU_add_test(s, "DTLS many peers on one socket, session cap", test_dtls_peers_and_cap);
+	CU_add_test(s, "DTLS handshake timeout, junk dropped", test_dtls_handshake_timeout);
 	CU_add_test(s, "reload: new sessions new cert, old ones stay", test_reload);
 	CU_add_test(s, "handshake and idle timeouts, accept cap", test_timeouts_and_cap);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
