@@ -12,6 +12,7 @@
 #include <ev.h>
 
 #include "discover.h"
+#include "relay_cmd.h"
 #include "settings.h"
 
 #define EXIT_USAGE 2
@@ -47,11 +48,12 @@ static const char usage_text[] =
 	"      Connect to the peer registered as ID: direct if a path opens, else\n"
 	"      through a TURN relay (--relay). --local binds a local UDP port whose\n"
 	"      datagrams go to the peer. Gives up after --timeout (default 30 s).\n"
-	"  relay PEER_HOST:PORT [--channel] [--lifetime SECONDS]\n"
+	"  relay PEER_HOST:PORT [--channel] [--lifetime SECONDS] [--refresh SECONDS]\n"
 	"      Diagnostic: allocate a TURN relay on the server, permit PEER, and\n"
 	"      exchange data with it through the relay: each stdin line is sent to\n"
 	"      PEER, each datagram from PEER is printed. --channel binds a channel\n"
-	"      (ChannelData) instead of Send/Data indications.\n"
+	"      (ChannelData) instead of Send/Data indications. --refresh refreshes\n"
+	"      the allocation and permissions every SECONDS (default: before expiry).\n"
 	"\n"
 	"Options:\n"
 	"  --server HOST[:PORT]  the STUN/TURN server (default port 3478)\n"
@@ -298,6 +300,8 @@ int main(int argc, char **argv)
 		return cmd_discover(&cli, &s);
 	if (!strcmp(cli.command, "listen") || !strcmp(cli.command, "connect"))
 		return cmd_not_yet(&cli);
+	if (!strcmp(cli.command, "relay"))
+		return relay_cmd(cli.argc, cli.argv, &s, cli.json, cli.verbose);
 	usage_error("unknown command \"%s\" (commands: discover, listen, connect, relay)",
 		    cli.command);
 	return EXIT_USAGE;
