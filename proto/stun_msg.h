@@ -169,7 +169,7 @@ struct stun_msg {
 	uint64_t present;   /* internal: one bit per known attribute */
 
 	/* Offsets within raw of the integrity attributes' headers; 0 = absent. */
-	uint16_t mi_off, mi256_off, fp_off;
+	uint32_t mi_off, mi256_off, fp_off;
 
 	stun_sockaddr mapped, xor_mapped, alternate_server;
 	stun_sockaddr response_origin, other_address;
@@ -217,7 +217,8 @@ enum stun_demux stun_demux(const uint8_t *buf, size_t len);
 
 /* Decode buf[0..len) (one whole message) into *m. Checks the structure
  * (RFC 8489 s6.3) and, if present, FINGERPRINT (s14.7). Classic RFC 3489
- * messages are accepted with m->classic set. m borrows buf. */
+ * messages are accepted with m->classic set. m borrows buf. Allocates
+ * nothing. On error *m holds nothing meaningful. */
 int stun_msg_parse(struct stun_msg *m, const uint8_t *buf, size_t len);
 
 /* Is the attribute of this wire type present in the decoded message? */
@@ -248,6 +249,10 @@ void stun_build_init(struct stun_builder *b, uint8_t *buf, size_t cap,
 void stun_build_init_classic(struct stun_builder *b, uint8_t *buf, size_t cap,
 			     uint16_t method, uint8_t cls, const uint8_t tid16[16]);
 void stun_build_bytes(struct stun_builder *b, uint16_t type, const void *v, size_t len);
+/* As stun_build_bytes, with padding bytes of value pad (RFC 8489 s14: any
+ * value; RFC 5769 vectors pad with spaces). */
+void stun_build_bytes_pad(struct stun_builder *b, uint16_t type, const void *v,
+			  size_t len, uint8_t pad);
 void stun_build_str(struct stun_builder *b, uint16_t type, const char *s);
 void stun_build_empty(struct stun_builder *b, uint16_t type);
 void stun_build_u8(struct stun_builder *b, uint16_t type, uint8_t v);   /* v + 3 zero bytes */

@@ -1,0 +1,134 @@
+/* config: stund's configuration, coturn turnserver.conf format.
+ *
+ * A struct config is built once by config_load() (file, then command-line
+ * overrides, then validation) and is read-only afterwards: it is passed
+ * down as `const struct config *` and replaced whole on reload. Workers
+ * hold a reference (config_get/config_put) so the old one lives until the
+ * last worker has switched to the new one. */
+#ifndef STUND_CONFIG_H
+#define STUND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "stun_msg.h"
+
+#define CFG_MAX_LISTEN 8
+#define CFG_MAX_RELAY 8
+#define CFG_ERR_MAX 512
+
+#define CFG_DEFAULT_PORT 3478
+#define CFG_DEFAULT_TLS_PORT 5349
+
+struct cfg_user {
+	char *name;
+	char *password; /* never logged */
+};
+
+/* An address range for allowed-peer-ip / denied-peer-ip: lo..hi inclusive,
+ * both in network byte order, same family. */
+struct cfg_ip_range {
+	int family; /* AF_INET / AF_INET6 */
+	uint8_t lo[16], hi[16];
+};
+
+struct config {
+	/* Listening (changes need a restart; reload keeps the bound sockets). */
+	stun_sockaddr listen_ip[CFG_MAX_LISTEN]; /* ports 0; wildcard if none given */
+	int n_listen_ip;
+	uint16_t listening_port;
+	uint16_t alt_listening_port;  /* RFC 5780 second port */
+	uint16_t tls_listening_port;  /* TLS (TCP) and DTLS (UDP) */
+	bool no_udp, no_tcp, no_tls, no_dtls;
+	int workers;                  /* 0 = auto: one per online CPU */
+
+	/* TURN relay. */
+	stun_sockaddr relay_ip[CFG_MAX_RELAY];
+	int n_relay_ip;
+	bool has_external_ip;
+	stun_sockaddr external_ip;    /* public address announced */
+	bool has_external_private;
+	stun_sockaddr external_private; /* "external-ip = public/private" */
+	uint16_t min_port, max_port;
+	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited */
+	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
+	bool allow_loopback_peers;
+	struct cfg_ip_range *denied_peer; size_t n_denied_peer;
+	struct cfg_ip_range *allowed_peer; size_t n_allowed_peer;
+
+	/* Authentication. */
+	char *realm;
+	struct cfg_user *users; size_t n_users; /* `user` lines, then userdb */
+	char *userdb;
+	char **secrets; size_t n_secrets;        /* static-auth-secret, never logged */
+	char *cert, *pkey;
+
+	/* Services. */
+	bool rendezvous;
+
+	/* Streams. */
+	uint32_t max_connections;   /* concurrent TCP/TLS connections, whole process */
+	uint32_t idle_timeout;      /* seconds without a frame before a stream is closed */
+
+	/* Amplification guards (unauthenticated requests). */
+	uint32_t rate_limit;          /* requests/s per source IP per worker; 0 = off */
+	uint32_t rate_limit_redirect; /* CHANGE-REQUEST/RESPONSE-PORT/PADDING per source IP/s */
+	uint16_t max_padding;         /* PADDING bytes accepted and sent back */
+	bool no_software_attribute;
+
+	/* Operations. */
+	char *log_file;       /* NULL = stderr */
+	int log_level;        /* enum log_level */
+	bool has_metrics;
+	stun_sockaddr metrics_listen;
+
+	/* Where it came from (for reload and messages). */
+	char *path;
+
+	int refs; /* internal */
+};
+
+/* Parse argv-style options (argv[0] is skipped). Recognises -c FILE,
+ * --check-config, --help, --version and every config key as --key value,
+ * --key=value or --flag. Values given here override the file. */
+struct config_args {
+	const char *conf_path;
+	bool check_config, help, version;
+	int n;              /* overrides */
+	const char **keys;  /* borrowed from argv or allocated; see free */
+	const char **vals;  /* NULL for a bare flag */
+};
+int config_args_parse(struct config_args *a, int argc, char **argv, char *err, size_t errlen);
+void config_args_free(struct config_args *a);
+
+/* Load a configuration: defaults, then the file (if conf_path), then the
+ * overrides, then validation. On error returns a negative errno code and a
+ * message naming file:line, the key and what is accepted. */
+int config_load(const struct config_args *a, struct config **out, char *err, size_t errlen);
+
+/* Parse a configuration from a string (unit tests); name is used in messages. */
+int config_load_string(const char *name, const char *text, const struct config_args *a,
+		       struct config **out, char *err, size_t errlen);
+
+const struct config *config_get(const struct config *c);
+/* Drops a reference; the last one frees. */
+void config_put(const struct config *c);
+
+/* Do two configs bind the same sockets? (reload cannot rebind) */
+bool config_same_listeners(const struct config *a, const struct config *b);
+
+/* Ports of the effective listening addresses. */
+static inline bool config_rfc5780_port_pair(const struct config *c)
+{
+	return c->alt_listening_port != c->listening_port;
+}
+
+/* Summary for --check-config and the startup log (never secrets). */
+void config_describe(const struct config *c, char *buf, size_t cap);
+
+/* Print the options reference (--help). */
+void config_print_help(FILE *f);
+
+#endif
