@@ -377,3 +377,28 @@ def recv_from(sock, timeout=2.0):
     if not r:
         return None, None
     return sock.recvfrom(65535)
+
+
+# ---------------------------------------------------------------------------
+# A stund configured for TURN on loopback.
+
+def turn_server(users=("alice:alice-pw", "bob:bob-pw"), v6=False, relay_ports=16,
+                extra="", auth=True, allow_loopback=True):
+    """-> (Stund, port, (min_port, max_port)). UDP and TCP on 127.0.0.1
+    (and ::1 with v6=True); relayed addresses from 127.0.0.1 (and ::1)."""
+    from harness import Stund, free_port
+    port = free_port(count=2)
+    rmin = free_port(count=relay_ports)
+    lines = ["listening-ip = 127.0.0.1", "listening-port = %d" % port,
+             "alt-listening-port = %d" % (port + 1), "no-tls", "no-dtls",
+             "relay-ip = 127.0.0.1", "min-port = %d" % rmin,
+             "max-port = %d" % (rmin + relay_ports - 1), "workers = 1",
+             "realm = natkit.test", "log-level = debug"]
+    if v6:
+        lines += ["listening-ip = ::1", "relay-ip = ::1"]
+    if auth:
+        lines += ["user = %s" % u for u in users]
+    if allow_loopback:
+        lines.append("allow-loopback-peers")
+    conf = "\n".join(lines) + "\n" + extra
+    return Stund(conf), port, (rmin, rmin + relay_ports - 1)
