@@ -364,16 +364,23 @@ int peer_range_parse(const char *s, struct peer_range *r, const char **why)
 
 /* ---- the filter ---- */
 
+/* Strings first, then the pre-parsed ranges; *count gets the total. */
 static int parse_ranges(const char *key, const char *const *in, size_t n,
-			struct peer_range **out, char *err, size_t errlen)
+			const struct peer_range *pre, size_t n_pre,
+			struct peer_range **out, size_t *count, char *err, size_t errlen)
 {
 	const char *why;
 
-	if (!n)
+	*count = n + n_pre;
+	if (!*count)
 		return 0;
-	*out = calloc(n, sizeof(**out));
+	*out = calloc(*count, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
+	for (size_t i = 0; i < n_pre; i++) {
+		(*out)[n + i] = pre[i];
+		range_unmap(&(*out)[n + i]);
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (peer_range_parse(in[i], &(*out)[i], &why) == 0)
 			continue;
@@ -440,11 +447,11 @@ int peer_filter_new(const struct peer_filter_params *p, struct peer_filter **out
 	if (!f)
 		return -ENOMEM;
 	f->allow_loopback = p->allow_loopback;
-	f->n_allowed = p->n_allowed;
-	f->n_denied = p->n_denied;
-	rc = parse_ranges("allowed-peer-ip", p->allowed, p->n_allowed, &f->allowed, err, errlen);
+	rc = parse_ranges("allowed-peer-ip", p->allowed, p->n_allowed, p->allowed_ranges,
+			  p->n_allowed_ranges, &f->allowed, &f->n_allowed, err, errlen);
 	if (!rc)
-		rc = parse_ranges("denied-peer-ip", p->denied, p->n_denied, &f->denied, err, errlen);
+		rc = parse_ranges("denied-peer-ip", p->denied, p->n_denied, p->denied_ranges,
+				  p->n_denied_ranges, &f->denied, &f->n_denied, err, errlen);
 	for (size_t i = 0; !rc && i < p->n_self; i++)
 		rc = peer_filter_add_self(f, &p->self[i]);
 	if (!rc && p->self_interfaces)

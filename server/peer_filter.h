@@ -79,6 +79,10 @@ struct peer_filter_params {
 	size_t n_allowed;
 	const char *const *denied;    /* denied-peer-ip values */
 	size_t n_denied;
+	const struct peer_range *allowed_ranges; /* the same, already parsed */
+	size_t n_allowed_ranges;
+	const struct peer_range *denied_ranges;
+	size_t n_denied_ranges;
 	const stun_sockaddr *self;    /* relay-ip, listening-ip, external-ip */
 	size_t n_self;
 	bool self_interfaces;         /* also every local interface address

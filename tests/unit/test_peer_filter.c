@@ -315,6 +315,31 @@ static void test_deny_everything_allow_some(void)
 	peer_filter_free(f);
 }
 
+static void test_preparsed_ranges(void)
+{
+	struct peer_range den[2], al[1];
+	struct peer_filter_params p = {
+		.denied_ranges = den, .n_denied_ranges = 2,
+		.allowed_ranges = al, .n_allowed_ranges = 1,
+	};
+	struct peer_filter *f;
+
+	/* as a config parser may hand them over: mapped IPv6 not unmapped */
+	memset(den, 0, sizeof(den));
+	den[0].family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:10.0.0.0", den[0].lo);
+	inet_pton(AF_INET6, "::ffff:10.255.255.255", den[0].hi);
+	CU_ASSERT_EQUAL(peer_range_parse("2001:db8::/32", &den[1], NULL), 0);
+	CU_ASSERT_EQUAL(peer_range_parse("127.0.0.5", &al[0], NULL), 0);
+	f = filter(&p);
+	EXPECT(f, "10.9.9.9", PEER_DENY_DENIED_RANGE);
+	EXPECT(f, "2001:db8::9", PEER_DENY_DENIED_RANGE);
+	EXPECT(f, "127.0.0.5", PEER_OK);
+	EXPECT(f, "127.0.0.6", PEER_DENY_LOOPBACK);
+	EXPECT(f, "11.0.0.1", PEER_OK);
+	peer_filter_free(f);
+}
+
 static void range_ok(const char *s, int family, const char *lo, const char *hi)
 {
 	struct peer_range r;
@@ -451,6 +476,7 @@ int main(void)
 	CU_add_test(s, "own interface addresses", test_self_interfaces);
 	CU_add_test(s, "denied and allowed ranges", test_denied_and_allowed_ranges);
 	CU_add_test(s, "deny everything, allow some", test_deny_everything_allow_some);
+	CU_add_test(s, "pre-parsed ranges", test_preparsed_ranges);
 	CU_add_test(s, "range parsing", test_range_parse);
 	CU_add_test(s, "bad ranges name key and value", test_new_reports_bad_range);
 	CU_add_test(s, "bad family, reason names", test_bad_family_and_names);

@@ -1,0 +1,296 @@
+/* stun_auth: SASLprep, short- and long-term keys, USERHASH, stateless
+ * nonces with the RFC 8489 s9.2 nonce cookie, TURN REST credentials. */
+#include "stun_auth.h"
+#include "stun_msg.h"
+#include "stun_rd.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stringprep.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+
+#define NONCE_COOKIE "obMatJos2"
+#define NONCE_COOKIE_LEN 9
+#define NONCE_MAC_LEN 16
+#define NONCE_RAW_LEN (8 + NONCE_MAC_LEN)       /* expiry + truncated MAC */
+#define NONCE_LEN (NONCE_COOKIE_LEN + 4 + 32)  /* cookie, features, payload */
+
+/* SASLprep into a fresh string (RFC 4013 via libidn); caller frees. */
+static int prep_alloc(const char *in, char **out)
+{
+	if (!in)
+		return STUN_E_ARG;
+	if (stringprep_profile(in, out, "SASLprep", 0) != STRINGPREP_OK)
+		return STUN_E_SASLPREP;
+	return 0;
+}
+
+int stun_saslprep(const char *in, char *out, size_t cap)
+{
+	char *p = NULL;
+	size_t n;
+	int rc = prep_alloc(in, &p);
+
+	if (rc)
+		return rc;
+	n = strlen(p);
+	if (!out || n >= cap) {
+		rc = STUN_E_NOSPACE;
+		goto out;
+	}
+	memcpy(out, p, n + 1);
+out:
+	free(p);
+	return rc;
+}
+
+/* RFC 8489 s9.1.1: key = OpaqueString(password). */
+int stun_key_short_term(const char *password, uint8_t *key, size_t cap)
+{
+	char *p = NULL;
+	size_t n;
+	int rc = prep_alloc(password, &p);
+
+	if (rc)
+		return rc;
+	n = strlen(p);
+	if (!key || n > cap || n > 0x7fffffff) {
+		rc = STUN_E_NOSPACE;
+		goto out;
+	}
+	memcpy(key, p, n);
+	rc = (int)n;
+out:
+	free(p);
+	return rc;
+}
+
+/* Hash of a ":"-joined list of strings (NULL-terminated array). */
+static int hash_joined(mbedtls_md_type_t type, const char *const *parts, uint8_t *out)
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(type);
+	mbedtls_md_context_t ctx;
+	int rc = STUN_E_CRYPTO;
+	size_t i;
+
+	mbedtls_md_init(&ctx);
+	if (!md || mbedtls_md_setup(&ctx, md, 0) || mbedtls_md_starts(&ctx))
+		goto out;
+	for (i = 0; parts[i]; i++) {
+		if (i && mbedtls_md_update(&ctx, (const uint8_t *)":", 1))
+			goto out;
+		if (mbedtls_md_update(&ctx, (const uint8_t *)parts[i], strlen(parts[i])))
+			goto out;
+	}
+	if (mbedtls_md_finish(&ctx, out))
+		goto out;
+	rc = (int)mbedtls_md_get_size(md);
+out:
+	mbedtls_md_free(&ctx);
+	return rc;
+}
+
+/* RFC 8489 s9.2.2 (and s18.5 for the algorithm numbers):
+ * key = H(username ":" OpaqueString(realm) ":" OpaqueString(password)). */
+int stun_key_long_term(int alg, const char *username, const char *realm,
+		       const char *password, uint8_t key[STUN_KEY_MAX])
+{
+	mbedtls_md_type_t type;
+	char *r = NULL, *p = NULL;
+	int rc;
+
+	if (alg == STUN_PWALG_MD5)
+		type = MBEDTLS_MD_MD5;
+	else if (alg == STUN_PWALG_SHA256)
+		type = MBEDTLS_MD_SHA256;
+	else
+		return STUN_E_ARG;
+	if (!username || !key)
+		return STUN_E_ARG;
+	rc = prep_alloc(realm, &r);
+	if (!rc)
+		rc = prep_alloc(password, &p);
+	if (!rc) {
+		const char *parts[] = { username, r, p, NULL };
+
+		rc = hash_joined(type, parts, key);
+	}
+	free(r);
+	free(p);
+	return rc;
+}
+
+/* RFC 8489 s14.4: SHA-256(OpaqueString(username) ":" OpaqueString(realm)). */
+int stun_userhash(const char *username, const char *realm, uint8_t out[STUN_USERHASH_LEN])
+{
+	char *u = NULL, *r = NULL;
+	int rc;
+
+	if (!out)
+		return STUN_E_ARG;
+	rc = prep_alloc(username, &u);
+	if (!rc)
+		rc = prep_alloc(realm, &r);
+	if (!rc) {
+		const char *parts[] = { u, r, NULL };
+
+		rc = hash_joined(MBEDTLS_MD_SHA256, parts, out);
+		rc = rc < 0 ? rc : 0;
+	}
+	free(u);
+	free(r);
+	return rc;
+}
+
+/* ---- nonces ---- */
+
+/* MAC over (features, expiry, client address bytes) with the secret: the
+ * features are covered so a bid-down (s9.2.1) edit of the cookie fails. */
+static int nonce_mac(const uint8_t *secret, size_t secret_len, const uint8_t feat[3],
+		     const uint8_t exp[8], const void *client, size_t client_len,
+		     uint8_t mac[32])
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	mbedtls_md_context_t ctx;
+	int rc = STUN_E_CRYPTO;
+
+	mbedtls_md_init(&ctx);
+	if (mbedtls_md_setup(&ctx, md, 1) ||
+	    mbedtls_md_hmac_starts(&ctx, secret, secret_len) ||
+	    mbedtls_md_hmac_update(&ctx, feat, 3) ||
+	    mbedtls_md_hmac_update(&ctx, exp, 8) ||
+	    (client_len && mbedtls_md_hmac_update(&ctx, client, client_len)) ||
+	    mbedtls_md_hmac_finish(&ctx, mac))
+		goto out;
+	rc = 0;
+out:
+	mbedtls_md_free(&ctx);
+	return rc;
+}
+
+static void put64(uint8_t p[8], uint64_t v)
+{
+	stun_put32(p, (uint32_t)(v >> 32));
+	stun_put32(p + 4, (uint32_t)v);
+}
+
+/* "obMatJos2" + base64(features, 3 bytes, bit 0 = MSB; s9.2) followed by
+ * base64(expiry || HMAC-SHA256(...)[0..16)): 45 characters in all. */
+int stun_nonce_make(const uint8_t *secret, size_t secret_len, uint32_t features,
+		    uint64_t now, uint32_t lifetime, const void *client, size_t client_len,
+		    char out[STUN_NONCE_MAX])
+{
+	uint8_t feat[3], raw[NONCE_RAW_LEN], mac[32];
+	size_t olen;
+	int rc;
+
+	if (!secret || !out || (!client && client_len) || features > 0xFFFFFF)
+		return STUN_E_ARG;
+	feat[0] = (uint8_t)(features >> 16);
+	feat[1] = (uint8_t)(features >> 8);
+	feat[2] = (uint8_t)features;
+	put64(raw, now + lifetime);
+	rc = nonce_mac(secret, secret_len, feat, raw, client, client_len, mac);
+	if (rc)
+		return rc;
+	memcpy(raw + 8, mac, NONCE_MAC_LEN);
+	memcpy(out, NONCE_COOKIE, NONCE_COOKIE_LEN);
+	if (mbedtls_base64_encode((uint8_t *)out + NONCE_COOKIE_LEN, 5, &olen, feat, 3) ||
+	    mbedtls_base64_encode((uint8_t *)out + NONCE_COOKIE_LEN + 4,
+				  STUN_NONCE_MAX - NONCE_COOKIE_LEN - 4, &olen, raw, sizeof(raw)))
+		return STUN_E_CRYPTO;
+	return 0;
+}
+
+static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint8_t d = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+/* Split a nonce of ours into features and raw payload. */
+static int nonce_decode(const char *nonce, size_t nonce_len, uint8_t feat[3],
+			uint8_t raw[NONCE_RAW_LEN])
+{
+	const uint8_t *n = (const uint8_t *)nonce;
+	size_t olen;
+
+	if (!nonce || nonce_len != NONCE_LEN || memcmp(nonce, NONCE_COOKIE, NONCE_COOKIE_LEN))
+		return STUN_E_STALE;
+	if (mbedtls_base64_decode(feat, 3, &olen, n + NONCE_COOKIE_LEN, 4) || olen != 3)
+		return STUN_E_STALE;
+	if (mbedtls_base64_decode(raw, NONCE_RAW_LEN, &olen, n + NONCE_COOKIE_LEN + 4, 32) ||
+	    olen != NONCE_RAW_LEN)
+		return STUN_E_STALE;
+	return 0;
+}
+
+int stun_nonce_check(const uint8_t *secret, size_t secret_len, const char *nonce,
+		     size_t nonce_len, uint64_t now, const void *client,
+		     size_t client_len, uint32_t *features)
+{
+	uint8_t feat[3], raw[NONCE_RAW_LEN], mac[32];
+	uint64_t expiry;
+	int rc;
+
+	if (!secret || (!client && client_len))
+		return STUN_E_ARG;
+	rc = nonce_decode(nonce, nonce_len, feat, raw);
+	if (rc)
+		return rc;
+	rc = nonce_mac(secret, secret_len, feat, raw, client, client_len, mac);
+	if (rc)
+		return rc;
+	if (!same_bytes(mac, raw + 8, NONCE_MAC_LEN))
+		return STUN_E_STALE;
+	expiry = (uint64_t)stun_get32(raw) << 32 | stun_get32(raw + 4);
+	if (now >= expiry)
+		return STUN_E_STALE;
+	if (features)
+		*features = (uint32_t)feat[0] << 16 | (uint32_t)feat[1] << 8 | feat[2];
+	return 0;
+}
+
+/* ---- TURN REST credentials (draft-uberti-behave-turn-rest-00) ---- */
+
+int stun_rest_password(const char *secret, const char *username, char *out, size_t cap)
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+	uint8_t mac[20];
+	size_t olen;
+
+	if (!secret || !username || !out)
+		return STUN_E_ARG;
+	if (mbedtls_md_hmac(md, (const uint8_t *)secret, strlen(secret),
+			    (const uint8_t *)username, strlen(username), mac))
+		return STUN_E_CRYPTO;
+	if (cap < 29)
+		return STUN_E_NOSPACE;
+	if (mbedtls_base64_encode((uint8_t *)out, cap, &olen, mac, sizeof(mac)))
+		return STUN_E_NOSPACE;
+	return 0;
+}
+
+/* "<expiry>" or "<expiry>:<user>", expiry in decimal Unix seconds. */
+int stun_rest_expiry(const char *username, size_t len, uint64_t *expiry)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!username || !expiry || len == 0)
+		return STUN_E_ARG;
+	for (i = 0; i < len && username[i] != ':'; i++) {
+		if (username[i] < '0' || username[i] > '9' || i >= 19)
+			return STUN_E_ARG;
+		v = v * 10 + (uint64_t)(username[i] - '0');
+	}
+	if (i == 0)
+		return STUN_E_ARG;
+	*expiry = v;
+	return 0;
+}
