@@ -115,8 +115,8 @@ void turn_timer_update(struct turn_service *ts)
 static void rx_init(struct turn_service *ts)
 {
 	for (int i = 0; i < TURN_BATCH; i++) {
-		ts->rx_iov[i].iov_base = ts->rx[i].data;
-		ts->rx_iov[i].iov_len = sizeof(ts->rx[i].data);
+		ts->rx_iov[i].iov_base = turn_rx_data(&ts->rx[i]);
+		ts->rx_iov[i].iov_len = TURN_BUF_DATA;
 		ts->rx_msg[i].msg_hdr.msg_iov = &ts->rx_iov[i];
 		ts->rx_msg[i].msg_hdr.msg_iovlen = 1;
 		ts->rx_msg[i].msg_hdr.msg_name = &ts->rx_from[i];

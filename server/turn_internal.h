@@ -69,11 +69,16 @@ struct turn_relay {
 	uint16_t addr_err_code;   /* allocation (s7.2 item 9); 0 none */
 };
 
+/* Data lands at b + TURN_HEADROOM; the header towards the client is
+ * written in front of it, padding behind it (the 4-byte tail). */
 struct turn_rxbuf {
-	uint8_t head[TURN_HEADROOM];
-	uint8_t data[TURN_BUF_DATA];
-	uint8_t tail[4];
+	uint8_t b[TURN_HEADROOM + TURN_BUF_DATA + 4];
 };
+
+static inline uint8_t *turn_rx_data(struct turn_rxbuf *r)
+{
+	return r->b + TURN_HEADROOM;
+}
 
 struct turn_service {
 	struct ev_loop *loop;

@@ -307,7 +307,7 @@ static uint8_t *wrap(struct turn_service *ts, struct turn_alloc *a, int i, size_
 		     size_t *frame_len)
 {
 	const stun_sockaddr *peer = &ts->rx_from[i];
-	uint8_t *data = ts->rx[i].data;
+	uint8_t *data = turn_rx_data(&ts->rx[i]);
 	struct turn_addr_key pk;
 	const struct turn_chan *c;
 	double now = ev_now(ts->loop);
@@ -387,7 +387,7 @@ static const struct sock_extended_err *find_ee(struct msghdr *h)
 static void icmp_to_client(struct turn_service *ts, struct turn_alloc *a,
 			   const stun_sockaddr *dest, const struct sock_extended_err *ee)
 {
-	uint8_t *data = ts->rx[0].data;
+	uint8_t *data = turn_rx_data(&ts->rx[0]);
 	size_t flen;
 	uint8_t *h;
 	struct turn_addr_key pk;
@@ -419,7 +419,7 @@ static void drain_errqueue(struct turn_service *ts, struct turn_alloc *a, int fd
 			struct cmsghdr align;
 		} ctl;
 		stun_sockaddr dest;
-		struct iovec iov = { ts->rx[1].data, 64 };
+		struct iovec iov = { turn_rx_data(&ts->rx[1]), 64 };
 		struct msghdr h = { .msg_name = &dest, .msg_namelen = sizeof(dest),
 				    .msg_iov = &iov, .msg_iovlen = 1,
 				    .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
