@@ -37,9 +37,12 @@ struct auth_params {
 	const char *const *users;    /* `user` values: "name:password" or
 				      * "name:0x<32 hex>" or "name:0x<64 hex>" */
 	size_t n_users;
-	const struct auth_cred *creds; /* the same, already split */
+	const struct auth_cred *creds; /* the same, already split (config.c's
+					* users, which include its userdb's) */
 	size_t n_creds;
-	const char *userdb;          /* path of a file of such lines, or NULL */
+	const char *userdb;          /* path of a file of such lines, or NULL.
+				      * Not when creds already hold the file's
+				      * users: a user given twice is an error */
 	const char *const *secrets;  /* static-auth-secret values (rotation) */
 	size_t n_secrets;
 	uint32_t nonce_lifetime;     /* seconds; 0 = the default */

@@ -71,6 +71,36 @@ def check_config_with_cli_override():
 
 
 @test
+def cli_override_applies_to_a_running_server():
+    file_port = free_port(count=2)
+    cli_port = free_port(count=2)
+    conf = "listening-ip = 127.0.0.1\nlistening-port = %d\nworkers = 1\n" % file_port
+    srv = Stund(conf, extra_args=["--listening-port", str(cli_port), "--no-software-attribute"])
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        req, tid = stun_request()
+        data, frm = udp_transact(s, ("127.0.0.1", cli_port), req)
+        mtype, rtid, attrs = stun_parse(data)
+        assert mtype == 0x0101 and rtid == tid and frm[1] == cli_port
+        assert 0x8022 not in attrs, "--no-software-attribute applied"
+        assert "127.0.0.1:%d" % cli_port in "\n".join(srv.lines)
+        assert "127.0.0.1:%d" % file_port not in "\n".join(srv.lines)
+    finally:
+        srv.stop()
+
+
+@test
+def bind_failure_is_reported():
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    rc, out, _ = run([], "listening-ip = 127.0.0.1\nlistening-port = %d\nworkers = 1\n" % port)
+    assert rc == 1 and "cannot listen" in out and "127.0.0.1:%d" % port in out, out
+    busy.close()
+
+
+@test
 def missing_file_is_an_error():
     rc, out, _ = run(["--check-config", "-c", "/nonexistent/stund.conf"])
     assert rc == 1 and "/nonexistent/stund.conf" in out, out

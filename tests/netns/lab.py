@@ -1,0 +1,611 @@
+#!/usr/bin/env python3
+"""The NAT lab: network namespaces, veth pairs and nftables NAT routers.
+
+One description (TOPOLOGY, NAT_TYPES, SYSCTLS below) drives both the
+namespace lab built here and docker/docker-compose.yml (`lab.py compose`).
+See tests/netns/README.md for how each NAT type is made and why it shows
+the RFC 4787 behaviour it claims.
+
+    with Lab(site_a="port-restricted", site_b="symmetric-sequential") as lab:
+        lab.run("a", ["ip", "addr"])           # a command in host a's namespace
+        p = lab.popen("server", [...])         # a process, stopped at close
+        lab.server_ips, lab.host_ip["a"], lab.router_ip["b"]
+
+Command line (as root):
+    lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
+    lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
+    lab.py compose [-o FILE]                                     write the compose file
+    lab.py cleanup [--run-id ID]                                 remove leftover nkl- namespaces
+Nodes: inet (the internet router), server, ra/rb (NAT routers), a/b (hosts).
+Python 3 stdlib only.
+"""
+import argparse
+import atexit
+import ipaddress
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+# ---------------------------------------------------------------------------
+# The description. Public side: documentation ranges (RFC 5737). Inside the
+# sites: private ranges (RFC 1918). No address ends in .1 so that docker's
+# bridge gateways (always .1 of a subnet) never collide with the lab's.
+
+PREFIX = "nkl-"
+
+TOPOLOGY = {
+    "server": {
+        "net": "192.0.2.0/24",          # the server's link to the internet router
+        "inet": "192.0.2.254",          # the internet router's address on it
+        "addrs": ["192.0.2.10", "192.0.2.11"],  # two addresses: RFC 5780
+    },
+    "sites": {
+        "a": {
+            "wan_net": "198.51.100.0/25", "wan_inet": "198.51.100.126",
+            "wan_router": "198.51.100.2",
+            "lan_private": "10.1.0.0/24",         # LAN when the site has a NAT
+            "lan_public": "198.51.100.128/25",    # LAN when the site has none
+        },
+        "b": {
+            "wan_net": "203.0.113.0/25", "wan_inet": "203.0.113.126",
+            "wan_router": "203.0.113.2",
+            "lan_private": "10.2.0.0/24",
+            "lan_public": "203.0.113.128/25",
+        },
+    },
+    # Inside a LAN: the router is the last usable address, hosts start at +10.
+    "lan_router_from_end": 1,
+    "lan_host_offset": 10,
+    # Namespace / container roles.
+    "nodes": {"inet": "inet", "server": "srv", "ra": "ra", "rb": "rb", "a": "a", "b": "b"},
+}
+
+# RFC 4787 behaviour of each type: mapping (s4.1), filtering (s5),
+# port allocation (s4.2.1). README.md explains how each is made.
+NAT_TYPES = {
+    "none":                 ("none", "none", "none"),
+    "full-cone":            ("endpoint-independent", "endpoint-independent", "preserving"),
+    "address-restricted":   ("endpoint-independent", "address-dependent", "preserving"),
+    "port-restricted":      ("endpoint-independent", "address-and-port-dependent", "preserving"),
+    "masquerade":           ("endpoint-independent*", "address-and-port-dependent", "preserving"),
+    "symmetric-random":     ("address-and-port-dependent", "address-and-port-dependent", "random"),
+    "symmetric-sequential": ("address-and-port-dependent", "address-and-port-dependent", "sequential"),
+}
+
+# Sequential allocation: base port, delta between consecutive new flows, and
+# the size of the cycle before it wraps.
+SEQ_BASE, SEQ_DELTA, SEQ_COUNT = 20000, 1, 1024
+# Mapping lifetime of the dynamic sets (refreshed by outbound traffic).
+MAP_TIMEOUT = "120s"
+
+# Set explicitly in every namespace: a new namespace copies some of these
+# from the root namespace (net.core.devconf_inherit_init_net), so the lab
+# must not depend on the machine's values.
+SYSCTLS_COMMON = {
+    "net.ipv4.conf.all.rp_filter": 1,
+    "net.ipv4.conf.default.rp_filter": 1,
+    "net.ipv4.conf.all.accept_redirects": 0,
+    "net.ipv4.conf.default.accept_redirects": 0,
+    "net.ipv6.conf.all.disable_ipv6": 1,
+    "net.ipv6.conf.default.disable_ipv6": 1,
+}
+SYSCTLS = {
+    "router": dict(SYSCTLS_COMMON, **{
+        "net.ipv4.ip_forward": 1,
+        # a hairpinned packet leaves by the interface it came in on: no redirect
+        "net.ipv4.conf.all.send_redirects": 0,
+        "net.ipv4.conf.default.send_redirects": 0,
+    }),
+    "host": dict(SYSCTLS_COMMON, **{"net.ipv4.ip_forward": 0}),
+}
+# Conntrack lifetimes on the NAT routers (per namespace once conntrack runs).
+SYSCTLS_CONNTRACK = {
+    "net.netfilter.nf_conntrack_udp_timeout": 30,
+    "net.netfilter.nf_conntrack_udp_timeout_stream": 120,
+}
+
+
+def lan_addrs(site, nat):
+    """(lan network, router's LAN address, [host addresses]) of a site."""
+    s = TOPOLOGY["sites"][site]
+    net = ipaddress.ip_network(s["lan_public"] if nat == "none" else s["lan_private"])
+    router = net.broadcast_address - TOPOLOGY["lan_router_from_end"]
+    hosts = [net.network_address + TOPOLOGY["lan_host_offset"] + i for i in range(2)]
+    return net, str(router), [str(h) for h in hosts]
+
+
+# ---------------------------------------------------------------------------
+# Router rulesets. Interface names are "wan" and "lan" in both the lab and
+# the containers (the container entrypoint renames its interfaces).
+
+def _snat_stmts(nat, pub):
+    """The source-NAT statements of a type, in order (first match wins)."""
+    if nat in ("full-cone", "address-restricted", "port-restricted"):
+        # Endpoint-independent mapping made explicit: reuse the mapping this
+        # internal address:port already has; a new one never takes an
+        # external port another internal endpoint holds (random instead);
+        # else the kernel keeps the source port (when the 5-tuple is free).
+        return ["snat ip to ip saddr . meta l4proto . th sport map @m_out",
+                "meta l4proto . th sport @m_fwd snat ip to %s:1024-65535 random" % pub,
+                "snat ip to %s" % pub]
+    if nat == "masquerade":
+        return ["oifname \"wan\" masquerade", "snat ip to %s" % pub]
+    if nat == "symmetric-random":
+        return ["snat ip to %s:1024-65535 fully-random" % pub]
+    if nat == "symmetric-sequential":
+        # "numgen inc mod N offset BASE" as a port puts the number in host
+        # byte order (nft 1.0.6: port 20000 comes out as 8270, delta 256),
+        # so the counter indexes a map whose values are typed ports.
+        n = min(SEQ_COUNT, (65535 - SEQ_BASE) // SEQ_DELTA)
+        elems = ["%d : %d" % (i, SEQ_BASE + i * SEQ_DELTA) for i in range(n)]
+        rows = [", ".join(elems[i:i + 8]) for i in range(0, n, 8)]
+        return ["snat ip to %s : numgen inc mod %d map {\n\t\t\t%s }"
+                % (pub, n, ",\n\t\t\t".join(rows))]
+    raise ValueError("unknown NAT type %r" % nat)
+
+
+def router_rules(site, nat, hairpin):
+    """The nftables ruleset of site's router for a NAT type (text)."""
+    if nat not in NAT_TYPES:
+        raise ValueError("unknown NAT type %r (known: %s)" % (nat, ", ".join(NAT_TYPES)))
+    pub = TOPOLOGY["sites"][site]["wan_router"]
+    lan, _, _ = lan_addrs(site, nat)
+    out = ["# natkit lab: router of site %s, NAT type %s, hairpinning %s"
+           % (site, nat, "on" if hairpin else "off"),
+           "table ip natkit", "delete table ip natkit", "table ip natkit {"]
+    if nat == "none":
+        out += ["\tchain filter_fwd { type filter hook forward priority filter; policy accept; }", "}"]
+        return "\n".join(out) + "\n"
+    tcpudp = "meta l4proto { tcp, udp }"
+    for name, typ in (("m_out", "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"),
+                      ("m_fwd", "inet_proto . inet_service : ipv4_addr . inet_service")):
+        out.append("\tmap %s { type %s; flags dynamic, timeout; timeout %s; }" % (name, typ, MAP_TIMEOUT))
+    out.append("\tset s_adf { type inet_proto . inet_service . ipv4_addr; flags dynamic, timeout; timeout %s; }"
+               % MAP_TIMEOUT)
+    # Inbound: new flows from outside, and hairpinned flows from inside.
+    out.append("\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;")
+    fwd = "dnat ip to meta l4proto . th dport map @m_fwd"
+    if nat == "full-cone":
+        out.append("\t\tiifname \"wan\" ip daddr %s %s %s" % (pub, tcpudp, fwd))
+    if nat == "address-restricted":
+        out.append("\t\tiifname \"wan\" ip daddr %s %s meta l4proto . th dport . ip saddr @s_adf %s"
+                   % (pub, tcpudp, fwd))
+    if hairpin:
+        out.append("\t\tiifname \"lan\" ip daddr %s %s %s" % (pub, tcpudp, fwd))
+    out.append("\t}")
+    # Outbound (and hairpinned: from the LAN back into the LAN).
+    out.append("\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;")
+    for st in _snat_stmts(nat, pub):
+        out.append("\t\tip saddr %s oifname { \"wan\", \"lan\" } %s %s" % (lan, tcpudp, st))
+    out.append("\t\tip saddr %s oifname \"wan\" snat ip to %s" % (lan, pub))
+    out.append("\t}")
+    # Record every outbound mapping after NAT chose it (reply tuple = mapped).
+    out.append("\tchain rec {\n\t\ttype filter hook postrouting priority srcnat + 10; policy accept;")
+    rec = "oifname \"wan\" ct direction original %s" % tcpudp
+    if nat in ("full-cone", "address-restricted", "port-restricted"):
+        out.append("\t\t%s update @m_out { ct original ip saddr . meta l4proto . "
+                   "ct original proto-src : ct reply ip daddr . ct reply proto-dst }" % rec)
+    out.append("\t\t%s update @m_fwd { meta l4proto . ct reply proto-dst : "
+               "ct original ip saddr . ct original proto-src }" % rec)
+    if nat == "address-restricted":
+        out.append("\t\t%s update @s_adf { meta l4proto . ct reply proto-dst . ip daddr }" % rec)
+    out.append("\t}")
+    # Nothing unsolicited passes the NAT unless a rule above translated it.
+    out += ["\tchain filter_fwd {", "\t\ttype filter hook forward priority filter; policy accept;",
+            "\t\tiifname \"wan\" ct state new ct status dnat accept",
+            "\t\tiifname \"wan\" ct state new drop", "\t}",
+            "\tchain filter_in {", "\t\ttype filter hook input priority filter; policy accept;",
+            "\t\tct state new %s drop" % tcpudp, "\t}", "}"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# The plan: namespaces, links, addresses and routes, derived from the
+# description. Used by Lab (ip netns) and by compose().
+
+def plan(site_a, site_b, hairpin, shared):
+    """-> dict with nodes {role: kind}, links, addrs {role: [(ifname, cidr)]},
+    routes {role: [(dst, via)]}, rules {router role: text}, sites."""
+    sites = {"a": site_a} if shared else {"a": site_a, "b": site_b}
+    srv = TOPOLOGY["server"]
+    snet = ipaddress.ip_network(srv["net"])
+    p = {"nodes": {"inet": "router", "server": "host"}, "links": [], "addrs": {}, "routes": {},
+         "rules": {}, "sites": sites, "host_ip": {}, "router_ip": {}, "lan": {}}
+    p["links"].append(("inet", "srv", "server", "eth0", str(snet)))
+    p["addrs"]["inet"] = [("srv", "%s/%d" % (srv["inet"], snet.prefixlen))]
+    p["addrs"]["server"] = [("eth0", "%s/%d" % (a, snet.prefixlen)) for a in srv["addrs"]]
+    p["routes"]["server"] = [("default", srv["inet"])]
+    p["routes"]["inet"] = []
+    for site, nat in sites.items():
+        s = TOPOLOGY["sites"][site]
+        r = "r" + site
+        wnet = ipaddress.ip_network(s["wan_net"])
+        lan, rlan, hosts = lan_addrs(site, nat)
+        p["nodes"][r] = "router"
+        p["links"].append(("inet", "wan" + site, r, "wan", str(wnet)))
+        p["addrs"]["inet"].append(("wan" + site, "%s/%d" % (s["wan_inet"], wnet.prefixlen)))
+        p["addrs"][r] = [("wan", "%s/%d" % (s["wan_router"], wnet.prefixlen)),
+                         ("lan", "%s/%d" % (rlan, lan.prefixlen))]
+        p["routes"][r] = [("default", s["wan_inet"])]
+        if nat == "none":
+            p["routes"]["inet"].append((str(lan), s["wan_router"]))
+        p["rules"][r] = router_rules(site, nat, hairpin)
+        p["router_ip"][site] = s["wan_router"] if nat != "none" else None
+        p["lan"][site] = str(lan)
+        members = ["a", "b"] if shared else [site]
+        for i, h in enumerate(members):
+            p["nodes"][h] = "host"
+            p["links"].append((r, "lan" if i == 0 else "lan%d" % i, h, "eth0", str(lan)))
+            p["addrs"][h] = [("eth0", "%s/%d" % (hosts[i], lan.prefixlen))]
+            p["routes"][h] = [("default", rlan)]
+            p["host_ip"][h] = hosts[i]
+    if shared:
+        p["router_ip"]["b"] = p["router_ip"]["a"]
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Running commands.
+
+def _sh(argv, check=True, input=None, timeout=30):
+    r = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(argv), r.returncode, r.stderr.strip()))
+    return r
+
+
+def list_namespaces(prefix=PREFIX):
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+def remove_namespace(name):
+    """Kill what runs in a lab namespace (only lab processes run there), then delete it."""
+    pids = _sh(["ip", "netns", "pids", name], check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    for pid in pids:  # reap / wait until gone (bounded)
+        deadline = time.monotonic() + 2
+        while os.path.exists("/proc/%s" % pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    _sh(["ip", "netns", "delete", name], check=False)
+
+
+def cleanup_all(prefix=PREFIX):
+    """Remove every leftover lab namespace (their veths go with them)."""
+    names = list_namespaces(prefix)
+    for n in names:
+        remove_namespace(n)
+    return names
+
+
+_live_labs = []
+_handlers_installed = False
+
+
+def _close_all_labs():
+    for lab in list(_live_labs):
+        lab.close()
+
+
+def _on_signal(signum, frame):
+    _close_all_labs()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    sys.exit(128 + signum)
+
+
+def _install_handlers():
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_close_all_labs)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+
+
+class Lab:
+    """The namespace lab. Use as a context manager; close() is idempotent and
+    also runs at exit and on SIGINT/SIGTERM/SIGHUP."""
+
+    def __init__(self, site_a="port-restricted", site_b="port-restricted", hairpin=False,
+                 shared=False, run_id=None):
+        for t in (site_a, site_b):
+            if t not in NAT_TYPES:
+                raise ValueError("unknown NAT type %r (known: %s)" % (t, ", ".join(NAT_TYPES)))
+        self.run_id = run_id or secrets.token_hex(3)
+        self.hairpin, self.shared = hairpin, shared
+        self.plan = plan(site_a, site_b, hairpin, shared)
+        self.nat = {"a": site_a, "b": site_a if shared else site_b}
+        self.server_ips = list(TOPOLOGY["server"]["addrs"])
+        self.host_ip = dict(self.plan["host_ip"])
+        self.router_ip = dict(self.plan["router_ip"])
+        self._procs = []
+        self._made = []
+        self._closed = False
+
+    # -- names and commands
+    def ns(self, node):
+        if node not in self.plan["nodes"]:
+            raise KeyError("no node %r in this lab (have %s)" % (node, ", ".join(self.plan["nodes"])))
+        return "%s%s-%s" % (PREFIX, self.run_id, TOPOLOGY["nodes"][node])
+
+    def cmd(self, node, argv):
+        return ["ip", "netns", "exec", self.ns(node)] + list(argv)
+
+    def run(self, node, argv, check=True, timeout=60, input=None):
+        """Run argv in node's namespace; -> CompletedProcess (text output)."""
+        r = subprocess.run(self.cmd(node, argv), capture_output=True, text=True,
+                           timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise RuntimeError("[%s] %s: exit %d\n%s%s" % (node, " ".join(argv), r.returncode,
+                                                          r.stdout, r.stderr))
+        return r
+
+    def popen(self, node, argv, **kw):
+        """Start argv in node's namespace; stopped when the lab closes."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(self.cmd(node, argv), **kw)
+        self._procs.append(p)
+        return p
+
+    def nft(self, node, text):
+        return self.run(node, ["nft", "-f", "-"], input=text)
+
+    # -- build and tear down
+    def __enter__(self):
+        self.up()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def up(self):
+        _install_handlers()
+        _live_labs.append(self)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _build(self):
+        p = self.plan
+        for node, kind in p["nodes"].items():
+            name = self.ns(node)
+            if os.path.exists("/run/netns/" + name):
+                raise RuntimeError("namespace %s exists already (run id clash?)" % name)
+            self._made.append(name)
+            _sh(["ip", "netns", "add", name])
+            for k, v in SYSCTLS[kind].items():
+                _sh(["ip", "netns", "exec", name, "sysctl", "-q", "-w", "%s=%s" % (k, v)])
+            _sh(["ip", "-n", name, "link", "set", "lo", "up"])
+        for left, lif, right, rif, _net in p["links"]:
+            # created directly inside the namespaces: nothing ever sits in the root namespace
+            _sh(["ip", "link", "add", lif, "netns", self.ns(left), "type", "veth",
+                 "peer", "name", rif, "netns", self.ns(right)])
+        for node, addrs in p["addrs"].items():
+            for ifname, cidr in addrs:
+                _sh(["ip", "-n", self.ns(node), "addr", "add", cidr, "dev", ifname])
+            for ifname in sorted({a[0] for a in addrs} | self._lan_ports(node)):
+                _sh(["ip", "-n", self.ns(node), "link", "set", ifname, "up"])
+        for node, routes in p["routes"].items():
+            for dst, via in routes:
+                _sh(["ip", "-n", self.ns(node), "route", "add", dst, "via", via])
+        for router, text in p["rules"].items():
+            self.nft(router, text)
+            if self.nat[router[1]] != "none":
+                for k, v in SYSCTLS_CONNTRACK.items():
+                    self.run(router, ["sysctl", "-q", "-w", "%s=%s" % (k, v)])
+
+    def _lan_ports(self, node):
+        """Extra LAN ports of a router in shared mode (bridged into "lan")."""
+        extra = {l[1] for l in self.plan["links"] if l[0] == node and l[1].startswith("lan")
+                 and l[1] != "lan"}
+        if extra:
+            self._bridge_lan(node, extra)
+        return extra
+
+    def _bridge_lan(self, node, extra):
+        # shared mode: both hosts on one LAN; "lan" becomes a bridge over the ports
+        ns = self.ns(node)
+        r = subprocess.run(["ip", "-n", ns, "link", "show", "lan0"], capture_output=True)
+        if r.returncode == 0:
+            return
+        addr = [a for i, a in self.plan["addrs"][node] if i == "lan"][0]
+        _sh(["ip", "-n", ns, "addr", "del", addr, "dev", "lan"])
+        _sh(["ip", "-n", ns, "link", "set", "lan", "name", "lan0"])
+        _sh(["ip", "-n", ns, "link", "add", "lan", "type", "bridge"])
+        for port in ["lan0"] + sorted(extra):
+            _sh(["ip", "-n", ns, "link", "set", port, "master", "lan"])
+            _sh(["ip", "-n", ns, "link", "set", port, "up"])
+        _sh(["ip", "-n", ns, "addr", "add", addr, "dev", "lan"])
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for p in self._procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + 3
+        for p in self._procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for name in reversed(self._made):
+            remove_namespace(name)
+        if self in _live_labs:
+            _live_labs.remove(self)
+
+    # -- inspection
+    def conntrack(self, site):
+        """The router's conntrack table (conntrack -L lines)."""
+        return self.run("r" + site, ["conntrack", "-L"], check=False).stdout.splitlines()
+
+    def describe(self):
+        lines = ["lab %s: server %s" % (self.run_id, " ".join(self.server_ips))]
+        for site in sorted(self.plan["sites"]):
+            lines.append("site %s: %s%s, router public %s, LAN %s" % (
+                site, self.nat[site], " +hairpin" if self.hairpin else "", self.router_ip[site],
+                self.plan["lan"][site]))
+        for h in sorted(self.host_ip):
+            lines.append("host %s: %s (namespace %s)" % (h, self.host_ip[h], self.ns(h)))
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# docker-compose.yml, generated from the same plan and the same rulesets.
+
+COMPOSE_DEFAULTS = {"site_a": "port-restricted", "site_b": "symmetric-sequential", "hairpin": False}
+
+
+STUND_LAB_CONF = """# stund in the lab: RFC 5780 on the server's two addresses
+%s
+listening-port = 3478
+alt-listening-port = 3479
+no-tls
+no-dtls
+realm = natkit
+log-file = stderr
+"""
+
+
+def _entrypoint(role, p):
+    """The shell run first in a container: rename interfaces to the lab's
+    names (found by subnet), add addresses, routes, the NAT rules and the
+    conntrack sysctls, then exec the service."""
+    sh = ["set -e"]
+    addrs = p["addrs"].get(role, [])
+    for ifname, cidr in addrs:
+        if role == "server" and cidr != addrs[0][1]:
+            sh.append("ip addr add %s dev %s" % (cidr, ifname))
+            continue
+        net = str(ipaddress.ip_interface(cidr).network)
+        sh.append("d=$(ip -o -4 addr show to %s | awk '{print $2}' | head -n1)" % net)
+        sh.append("[ \"$d\" = %s ] || { ip link set \"$d\" down; ip link set \"$d\" name %s; "
+                  "ip link set %s up; }" % (ifname, ifname, ifname))
+    for dst, via in p["routes"].get(role, []):
+        sh.append("ip route replace %s via %s" % (dst, via))
+    if role in p["rules"]:
+        sh.append("nft -f /dev/stdin <<'EOF'\n%sEOF" % p["rules"][role])
+        if p["sites"][role[1]] != "none":
+            sh += ["sysctl -q -w %s=%s" % kv for kv in SYSCTLS_CONNTRACK.items()]
+    if role == "server":
+        conf = STUND_LAB_CONF % "\n".join("listening-ip = %s" % c.split("/")[0] for _, c in addrs)
+        sh.append("cat > /etc/natkit/lab.conf <<'EOF'\n%sEOF" % conf)
+        sh.append("exec stund -c /etc/natkit/lab.conf")
+    else:
+        sh.append("exec sleep infinity")
+    return "\n".join(sh) + "\n"
+
+
+def compose(site_a=None, site_b=None, hairpin=None):
+    """The docker-compose.yml text for the lab (same plan, same rules)."""
+    site_a = site_a or COMPOSE_DEFAULTS["site_a"]
+    site_b = site_b or COMPOSE_DEFAULTS["site_b"]
+    hairpin = COMPOSE_DEFAULTS["hairpin"] if hairpin is None else hairpin
+    p = plan(site_a, site_b, hairpin, False)
+    y = ["# GENERATED by `tests/netns/lab.py compose` from the lab's description: do not",
+         "# edit; edit lab.py and regenerate. NAT types: site a %s, site b %s,"
+         % (site_a, site_b),
+         "# hairpinning %s. See docker/README.md." % ("on" if hairpin else "off"),
+         "version: \"2.4\"", "", "networks:"]
+    nets = {}
+    for left, lif, right, rif, net in p["links"]:
+        name = "%s_%s" % (TOPOLOGY["nodes"][left], lif)
+        nets[(left, lif)] = nets[(right, rif)] = name
+        y += ["  %s:" % name, "    internal: true", "    ipam:", "      config:",
+              "        - subnet: %s" % net]
+    y += ["", "services:"]
+    for role, kind in p["nodes"].items():
+        svc = TOPOLOGY["nodes"][role]
+        y += ["  %s:" % svc, "    build:", "      context: ..", "      dockerfile: docker/Dockerfile",
+              "    image: natkit:lab", "    hostname: %s" % svc, "    cap_add: [NET_ADMIN]",
+              "    sysctls:"]
+        y += ["      %s: \"%s\"" % kv for kv in SYSCTLS[kind].items()]
+        y.append("    networks:")
+        done = set()
+        for ifname, cidr in p["addrs"][role]:  # a second address on a link: ip addr add
+            key = nets.get((role, ifname))
+            if key is not None and key not in done:
+                done.add(key)
+                y += ["      %s:" % key, "        ipv4_address: %s" % cidr.split("/")[0]]
+        y += ["    entrypoint: [\"/bin/sh\", \"-c\"]", "    command:", "      - |"]
+        y += [("        " + l).rstrip() for l in _entrypoint(role, p).replace("$", "$$").splitlines()]
+        if role in ("a", "b"):
+            y.append("    depends_on: [r%s]" % role)
+        elif kind == "router" and role != "inet":
+            y.append("    depends_on: [inet]")
+    return "\n".join(y) + "\n"
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="lab.py", description="natkit NAT lab (network namespaces)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build a lab and keep it until Ctrl-C")
+    up.add_argument("--site-a", default="port-restricted", choices=list(NAT_TYPES))
+    up.add_argument("--site-b", default="port-restricted", choices=list(NAT_TYPES))
+    up.add_argument("--hairpin", action="store_true")
+    up.add_argument("--shared", action="store_true", help="host b behind site a's NAT too")
+    ru = sub.add_parser("rules", help="print a router's nftables ruleset")
+    ru.add_argument("--nat", required=True, choices=list(NAT_TYPES))
+    ru.add_argument("--site", default="a", choices=["a", "b"])
+    ru.add_argument("--hairpin", action="store_true")
+    co = sub.add_parser("compose", help="write the docker-compose.yml")
+    co.add_argument("-o", "--output", help="file (default: docker/docker-compose.yml; - for stdout)")
+    co.add_argument("--site-a", choices=list(NAT_TYPES))
+    co.add_argument("--site-b", choices=list(NAT_TYPES))
+    co.add_argument("--hairpin", action="store_true", default=None)
+    cl = sub.add_parser("cleanup", help="remove leftover %s namespaces" % PREFIX)
+    cl.add_argument("--run-id", help="only this lab run's namespaces (%sRUNID-*)" % PREFIX)
+    a = ap.parse_args(argv)
+    if a.cmd == "rules":
+        sys.stdout.write(router_rules(a.site, a.nat, a.hairpin))
+        return 0
+    if a.cmd == "compose":
+        text = compose(a.site_a, a.site_b, a.hairpin)
+        out = a.output or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       "..", "..", "docker", "docker-compose.yml")
+        if out == "-":
+            sys.stdout.write(text)
+        else:
+            with open(out, "w") as f:
+                f.write(text)
+        return 0
+    if os.geteuid() != 0:
+        print("lab.py: %s needs root (network namespaces)" % a.cmd, file=sys.stderr)
+        return 2
+    if a.cmd == "cleanup":
+        for n in cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX):
+            print("removed", n)
+        return 0
+    with Lab(a.site_a, a.site_b, a.hairpin, a.shared) as lab:
+        print(lab.describe())
+        print("ip netns exec %s bash   # a shell on host a; Ctrl-C here removes the lab" % lab.ns("a"))
+        sys.stdout.flush()
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

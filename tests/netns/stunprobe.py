@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""A small STUN Binding prober run inside a lab namespace; prints one JSON line.
+
+    stunprobe.py wait IP:PORT...               until every address answers (bounded)
+    stunprobe.py mapping [--port P] IP:PORT... one socket, a Binding to each address in
+                                               turn: {"local": port, "mapped": [[ip, port]...]}
+    stunprobe.py hairpin IP:PORT               socket 1 learns its mapping from the server,
+                                               socket 2 sends to that mapping: did socket 1
+                                               receive it, and from which address?
+Uses the independent codec of tests/integration/harness.py.
+"""
+import argparse
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import stun_request, stun_parse, xor_addr  # noqa: E402
+
+XOR_MAPPED = 0x0020
+BINDING_SUCCESS = 0x0101
+
+
+def addr(s):
+    host, port = s.rsplit(":", 1)
+    return host, int(port)
+
+
+def binding(sock, dest, timeout=0.5, tries=4):
+    """-> mapped (ip, port) from dest, or None after tries."""
+    msg, tid = stun_request()
+    for _ in range(tries):
+        sock.sendto(msg, dest)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([sock], [], [], left)
+            if not r:
+                break
+            data, _src = sock.recvfrom(2048)
+            if len(data) < 20:
+                continue
+            mtype, rtid, attrs = stun_parse(data)
+            if rtid == tid and mtype == BINDING_SUCCESS and XOR_MAPPED in attrs:
+                return xor_addr(attrs[XOR_MAPPED][0], tid)
+    return None
+
+
+def udp_socket(port=0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    return s
+
+
+def cmd_wait(a):
+    deadline = time.monotonic() + a.timeout
+    s = udp_socket()
+    pending = [addr(x) for x in a.addrs]
+    while pending and time.monotonic() < deadline:
+        pending = [d for d in pending if binding(s, d, timeout=0.2, tries=1) is None]
+    return {"ready": not pending, "missing": ["%s:%d" % d for d in pending]}
+
+
+def cmd_mapping(a):
+    s = udp_socket(a.port)
+    out = [binding(s, addr(x)) for x in a.addrs]
+    return {"local": s.getsockname()[1], "mapped": out}
+
+
+def cmd_hairpin(a):
+    s1, s2 = udp_socket(), udp_socket()
+    mapped = binding(s1, addr(a.addrs[0]))
+    if mapped is None:
+        return {"error": "no mapping"}
+    s2.sendto(b"hairpin", tuple(mapped))
+    r, _, _ = select.select([s1], [], [], a.wait)
+    got = s1.recvfrom(2048) if r else None
+    return {"mapped": mapped, "received": got is not None and got[0] == b"hairpin",
+            "from": list(got[1]) if got else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["wait", "mapping", "hairpin"])
+    ap.add_argument("addrs", nargs="+")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--wait", type=float, default=1.0)
+    a = ap.parse_args()
+    res = {"wait": cmd_wait, "mapping": cmd_mapping, "hairpin": cmd_hairpin}[a.cmd](a)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
