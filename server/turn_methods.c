@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "log.h"
 #include "turn_internal.h"
 
 #define RELAY_BIND_TRIES 8
@@ -552,6 +553,10 @@ static int process(struct turn_req *r)
 	}
 	if (code) {
 		turn_count(&r->ts->ctr.refused[refusal_of(code)], 1);
+		if (code != STUN_ERR_UNAUTHORIZED || r->m->mi_off || r->m->mi256_off)
+			log_peer(LOG_INFO, &r->link->client.sa, "turn: %s refused: %d %s",
+				 stun_method_name(r->m->method), code,
+				 stun_error_reason((uint16_t)code));
 		build_error(r, code, from_auth);
 	}
 	return finish(r);

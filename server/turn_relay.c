@@ -95,7 +95,6 @@ void turn_relay_release(struct turn_alloc *a, void *arg)
 		turn_addr_key_to_sa(&a->relayed[i], &sa);
 		relay_ports_put(ts->sh->ports, &sa);
 	}
-	a->n_relayed = 0;
 }
 
 /* The relayed socket of the peer's family, or -1 (s10.2: 443). */

@@ -64,7 +64,6 @@ LT = ["-u", "alice", "-w", "alice-pw"]
 REST = ["-u", "uclient", "-W", SECRET]
 
 
-@test
 def udp_channels_long_term():
     assert uclient(*LT) >= 100
 
@@ -74,7 +73,6 @@ def udp_send_indications_long_term():
     assert uclient("-s", *LT) >= 100
 
 
-@test
 def udp_channels_rest_secret():
     assert uclient(*REST) >= 100
 
@@ -84,7 +82,6 @@ def udp_send_indications_rest_secret():
     assert uclient("-s", *REST) >= 100
 
 
-@test
 def tcp_channels_long_term():
     assert uclient("-t", *LT) >= 100
 
@@ -94,12 +91,10 @@ def tcp_send_indications_long_term():
     assert uclient("-t", "-s", *LT) >= 100
 
 
-@test
 def tcp_channels_rest_secret():
     assert uclient("-t", *REST) >= 100
 
 
-@test
 def udp_no_rtcp_dual_clients():
     # -c: no RTCP allocations (so no EVEN-PORT R / RESERVATION-TOKEN pair)
     assert uclient("-c", *LT, clients=4) >= 200

@@ -166,8 +166,7 @@ class TurnClient:
         fam = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         self.sock = socket.socket(fam, kind)
-        if local:
-            self.sock.bind(local)
+        self.sock.bind(local or (server[0], 0))
         if transport == "tcp":
             self.sock.settimeout(timeout)
             self.sock.connect(server)
