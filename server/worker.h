@@ -46,6 +46,7 @@ struct stund_shared {
 	uint32_t conns;
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
 	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
+	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
 	struct peer_filter *turn_filter;          /* open stream connections, all workers (atomic) */
 };
 
@@ -68,6 +69,8 @@ struct turn_shared;
 struct turn_service;
 struct auth_ctx;
 struct peer_filter;
+struct tls_shared;
+struct tls_worker;
 
 struct udp_batch;
 
@@ -92,6 +95,7 @@ struct worker {
 	struct udp_batch *batch;           /* receive/send buffers */
 
 	struct turn_service *turn;         /* the TURN relay of this worker */
+	struct tls_worker *tls;            /* TLS/DTLS listeners (listener_tls.h) */
 
 	struct stream_conn *conns;         /* list of open stream connections */
 	unsigned n_conns;
