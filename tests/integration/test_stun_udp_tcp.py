@@ -144,6 +144,21 @@ def malformed_input_counted_and_server_keeps_serving():
     assert stun_parse(data)[0] == 0x0101, "still serving"
 
 
+@test
+def rejected_packet_logs_are_rate_limited_per_source():
+    p = server()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.3", 0))  # a source of its own: the budget is per address
+    n0 = metric(MPORT, 'stund_dropped_total{reason="not_stun"}')
+    for _ in range(30):
+        s.sendto(b"\xee" * 24, ("127.0.0.1", PORT))
+    wait_metric(MPORT, 'stund_dropped_total{reason="not_stun"}', lambda v: v == n0 + 30)
+    src = "127.0.0.3:%d" % s.getsockname()[1]
+    p.wait_line(src + ".*first byte 0xee")
+    lines = [l for l in p.drain(0.2) if "first byte 0xee" in l]
+    assert 1 <= len(lines) <= 5, "30 rejected packets, %d log lines" % len(lines)
+
+
 def tcp(family=socket.AF_INET, host="127.0.0.1"):
     c = socket.create_connection((host, PORT), timeout=3)
     return c

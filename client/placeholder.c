@@ -1,2 +1,0 @@
-#include "stun_msg.h"
-int natkit_placeholder_unused(void);

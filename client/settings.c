@@ -1,0 +1,200 @@
+/* settings: server and credentials (see settings.h). */
+#include "settings.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static void set_if_empty(char *dst, size_t cap, const char *v)
+{
+	if (!dst[0] && v)
+		snprintf(dst, cap, "%s", v);
+}
+
+static int apply_key(struct settings *s, const char *key, const char *val)
+{
+	if (!strcmp(key, "server"))
+		set_if_empty(s->server, sizeof(s->server), val);
+	else if (!strcmp(key, "user") || !strcmp(key, "username"))
+		set_if_empty(s->user, sizeof(s->user), val);
+	else if (!strcmp(key, "password"))
+		set_if_empty(s->password, sizeof(s->password), val);
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_line(struct settings *s, char *line, const char *path, int lineno,
+		      char *err, size_t cap)
+{
+	char *hash = strchr(line, '#');
+	char *eq, *key, *val;
+
+	if (hash)
+		*hash = '\0';
+	key = trim(line);
+	if (!*key)
+		return 0;
+	eq = strchr(key, '=');
+	if (!eq) {
+		snprintf(err, cap, "%s:%d: expected \"key = value\", got \"%s\"", path, lineno, key);
+		return -EINVAL;
+	}
+	*eq = '\0';
+	val = trim(eq + 1);
+	key = trim(key);
+	if (apply_key(s, key, val) < 0) {
+		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password",
+			 path, lineno, key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int settings_load_file(struct settings *s, const char *path, char *err, size_t cap)
+{
+	char line[1024];
+	int lineno = 0, ret = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		ret = -errno;
+		snprintf(err, cap, "cannot read config file %s: %s", path, strerror(errno));
+		return ret;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		ret = parse_line(s, line, path, lineno, err, cap);
+		if (ret < 0)
+			break;
+	}
+	fclose(f);
+	return ret;
+}
+
+void settings_load_env(struct settings *s)
+{
+	set_if_empty(s->server, sizeof(s->server), getenv("NATCLIENT_SERVER"));
+	set_if_empty(s->user, sizeof(s->user), getenv("NATCLIENT_USER"));
+	set_if_empty(s->password, sizeof(s->password), getenv("NATCLIENT_PASSWORD"));
+}
+
+static int ask(FILE *tty, const char *prompt, char *out, size_t cap, bool echo)
+{
+	struct termios old, quiet;
+	bool restore = false;
+	int fd = fileno(tty);
+
+	fputs(prompt, tty);
+	fflush(tty);
+	if (!echo && tcgetattr(fd, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+	}
+	char *got = fgets(out, (int)cap, tty);
+	if (restore) {
+		tcsetattr(fd, TCSAFLUSH, &old);
+		fputc('\n', tty);
+	}
+	if (!got)
+		return -EIO;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+int settings_prompt(struct settings *s)
+{
+	int err = 0;
+
+	if (s->user[0] && s->password[0])
+		return 0;
+	FILE *tty = fopen("/dev/tty", "r+e");
+	if (!tty)
+		return -ENOTTY;
+	if (!s->user[0])
+		err = ask(tty, "natclient user: ", s->user, sizeof(s->user), true);
+	if (!err && !s->password[0])
+		err = ask(tty, "natclient password: ", s->password, sizeof(s->password), false);
+	fclose(tty);
+	return err;
+}
+
+/* Split "host:port" / "[v6]:port" / "host" into host and port. */
+static int split_hostport(const char *in, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon;
+	size_t hl;
+
+	if (in[0] == '[') {
+		const char *rb = strchr(in, ']');
+		if (!rb)
+			return -EINVAL;
+		hl = (size_t)(rb - in - 1);
+		in++;
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		if (rb[1] && !colon)
+			return -EINVAL;
+	} else {
+		colon = strchr(in, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL; /* a bare IPv6 address */
+		hl = colon ? (size_t)(colon - in) : strlen(in);
+	}
+	if (hl == 0 || hl >= cap)
+		return -EINVAL;
+	memcpy(host, in, hl);
+	host[hl] = '\0';
+	if (colon) {
+		char *end;
+		long p = strtol(colon + 1, &end, 10);
+		if (*end || p <= 0 || p > 65535)
+			return -EINVAL;
+		*port = (uint16_t)p;
+	}
+	return 0;
+}
+
+int settings_resolve(const char *hostport, uint16_t default_port, stun_sockaddr *out,
+		     char *err, size_t cap)
+{
+	char host[256], portstr[8];
+	uint16_t port = default_port;
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	int rc;
+
+	if (split_hostport(hostport, host, sizeof(host), &port) < 0) {
+		snprintf(err, cap, "\"%s\" is not HOST[:PORT] (e.g. stun.example.org:3478, "
+			 "127.0.0.1, [::1]:3478)", hostport);
+		return -EINVAL;
+	}
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc) {
+		snprintf(err, cap, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	memset(out, 0, sizeof(*out));
+	memcpy(out, res->ai_addr, res->ai_addrlen < sizeof(*out) ? res->ai_addrlen : sizeof(*out));
+	freeaddrinfo(res);
+	return 0;
+}

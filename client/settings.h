@@ -1,0 +1,34 @@
+/* settings: where natclient finds its server and credentials: --server,
+ * --config FILE (key = value), the environment (NATCLIENT_SERVER,
+ * NATCLIENT_USER, NATCLIENT_PASSWORD), or a prompt on the terminal. A
+ * password is never taken from the command line. */
+#ifndef NATCLIENT_SETTINGS_H
+#define NATCLIENT_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stun_msg.h"
+
+#define NATCLIENT_DEFAULT_PORT 3478
+
+struct settings {
+	char server[256];   /* HOST[:PORT] */
+	char user[256];
+	char password[256];
+};
+
+/* Read FILE: lines "key = value", '#' starts a comment. Keys: server,
+ * user (or username), password. Earlier values (from --server) are kept.
+ * On error writes "FILE:LINE: what; what is accepted" into err. */
+int settings_load_file(struct settings *s, const char *path, char *err, size_t cap);
+/* Fill what is still empty from NATCLIENT_SERVER / _USER / _PASSWORD. */
+void settings_load_env(struct settings *s);
+/* Ask on /dev/tty for a missing user or password (no echo for the
+ * password). -ENOTTY when there is no terminal. */
+int settings_prompt(struct settings *s);
+/* "host", "host:port", "1.2.3.4:5", "[::1]:5" -> an address. */
+int settings_resolve(const char *hostport, uint16_t default_port, stun_sockaddr *out,
+		     char *err, size_t cap);
+
+#endif

@@ -1,0 +1,135 @@
+/* stun_client: STUN request/response transactions over one UDP socket on a
+ * libev loop (RFC 8489 s6.2.1 retransmissions, s6.3 matching by transaction
+ * ID, s9.2 long-term credentials). Many transactions may be in flight on the
+ * same socket at once (the ICE agent needs that). Datagrams that are not a
+ * response to one of our transactions (requests, indications, ChannelData,
+ * application data) go to the owner's on_other callback. */
+#ifndef NATCLIENT_STUN_CLIENT_H
+#define NATCLIENT_STUN_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "stun_auth.h"
+#include "stun_msg.h"
+
+/* Retransmission parameters (RFC 8489 s6.2.1): first RTO, Rc requests in
+ * all, and Rm * RTO of waiting after the last one. */
+struct stun_rto {
+	unsigned rto_ms;
+	unsigned rc;
+	unsigned rm;
+};
+
+#define STUN_RTO_DEFAULT ((struct stun_rto){ 500, 7, 16 })
+
+/* How long to wait after send number i (0-based) before sending again, or,
+ * after the last (i == rc - 1), before declaring the transaction failed. */
+unsigned stun_rto_delay(const struct stun_rto *p, unsigned i);
+/* Total time from the first send to the timeout. */
+unsigned stun_rto_total(const struct stun_rto *p);
+
+/* Long-term credentials and the state the server gave us (RFC 8489 s9.2).
+ * One per server; shared by every transaction to it. */
+struct stun_cred {
+	char user[256];
+	char password[256];
+	char realm[256];  /* from the last 401/438 */
+	char nonce[256];
+	uint16_t pw_algs[STUN_MAX_PW_ALGS]; /* PASSWORD-ALGORITHMS to echo */
+	unsigned n_pw_algs;
+	int alg;          /* STUN_PWALG_*; 0 until the server challenged us */
+	bool userhash;    /* s9.2.5: nonce cookie says username anonymity */
+	bool mi256;       /* s9.2.5: server sent PASSWORD-ALGORITHMS */
+	uint8_t key[STUN_KEY_MAX];
+	int keylen;
+};
+
+void stun_cred_init(struct stun_cred *c, const char *user, const char *password);
+
+/* Outcome of a transaction as its callback sees it. */
+enum stun_txn_status {
+	STUN_TXN_SUCCESS = 0,   /* success response (msg set) */
+	STUN_TXN_ERROR_RESP,    /* error response (msg set, code in msg->error) */
+	STUN_TXN_TIMEOUT,       /* Rc requests sent, Rm * RTO waited: nothing */
+	STUN_TXN_INTEGRITY,     /* only responses failing integrity came back */
+	STUN_TXN_AUTH_FAILED,   /* 401 again with the credentials we have */
+	STUN_TXN_SEND_FAILED,   /* sendto() failed (errno in sys_err) */
+	STUN_TXN_CANCELLED,     /* stun_client_cancel() or stun_client_free() */
+};
+
+struct stun_txn_result {
+	enum stun_txn_status status;
+	const struct stun_msg *msg;  /* the response, when there is one */
+	const stun_sockaddr *from;   /* where the response came from */
+	uint16_t code;               /* error code of an error response / 401 */
+	int sys_err;
+	unsigned rtt_ms;             /* first send to response */
+	unsigned sends;              /* requests sent in the last attempt */
+};
+
+struct stun_client;
+typedef void (*stun_txn_cb)(struct stun_client *c, const struct stun_txn_result *r,
+			    void *arg);
+/* Adds the method's own attributes (before integrity and fingerprint). */
+typedef void (*stun_attrs_fn)(struct stun_builder *b, void *arg);
+/* A datagram that is not a response to one of our transactions. m is the
+ * decoded message when it is STUN, else NULL. */
+typedef void (*stun_other_cb)(struct stun_client *c, const uint8_t *buf, size_t len,
+			      const stun_sockaddr *from, const struct stun_msg *m,
+			      void *arg);
+
+struct stun_request {
+	uint16_t method;
+	stun_sockaddr dest;
+	stun_attrs_fn attrs;       /* may be NULL */
+	void *attrs_arg;           /* must stay valid until the callback */
+	struct stun_cred *cred;    /* borrowed; NULL: no authentication */
+	const struct stun_rto *rto;/* NULL: the client's */
+	bool fingerprint;          /* add FINGERPRINT (s14.7) */
+	stun_txn_cb cb;
+	void *arg;
+};
+
+struct stun_client_stats {
+	uint64_t tx_requests, retransmits, rx_responses, rx_other;
+	uint64_t rx_unmatched, rx_bad_integrity, rx_malformed, timeouts;
+};
+
+/* Open a UDP socket bound to bind_addr (port 0: the kernel picks). */
+int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
+		     struct stun_client **out);
+void stun_client_free(struct stun_client *c);
+
+void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg);
+void stun_client_set_rto(struct stun_client *c, const struct stun_rto *rto);
+void stun_client_set_verbose(struct stun_client *c, int verbose);
+int stun_client_fd(const struct stun_client *c);
+const stun_sockaddr *stun_client_local(const struct stun_client *c);
+struct ev_loop *stun_client_loop(const struct stun_client *c);
+const struct stun_client_stats *stun_client_stats(const struct stun_client *c);
+unsigned stun_client_pending(const struct stun_client *c);
+
+/* Start a transaction. tid_out (may be NULL) receives the transaction ID of
+ * the first attempt; a 401/438 retry uses a new one (s9.2.5) but keeps the
+ * same callback. Returns 0 or a negative error. */
+int stun_client_request(struct stun_client *c, const struct stun_request *r,
+			uint8_t tid_out[STUN_TID_LEN]);
+/* Cancel the transaction whose current or first ID is tid; its callback
+ * runs with STUN_TXN_CANCELLED. */
+void stun_client_cancel(struct stun_client *c, const uint8_t tid[STUN_TID_LEN]);
+
+/* Send a datagram as is (indications, ChannelData, data). */
+int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const void *buf,
+		     size_t len);
+/* Add USERNAME/USERHASH, REALM, NONCE, PASSWORD-ALGORITHM(S) and
+ * MESSAGE-INTEGRITY(-SHA256) for cred, as on a request (for indications
+ * that need them). Does nothing before the first challenge. */
+void stun_client_add_auth(struct stun_builder *b, const struct stun_cred *cred);
+
+/* Name of a status, for messages a person reads. */
+const char *stun_txn_status_str(enum stun_txn_status s);
+
+#endif

@@ -1,0 +1,86 @@
+/* turn_client: one TURN allocation over UDP (RFC 8656): Allocate with
+ * long-term credentials, Refresh before the lifetime runs out,
+ * CreatePermission and ChannelBind (kept fresh by timers), data to peers
+ * as Send indications or ChannelData, data from peers out of Data
+ * indications and ChannelData. It rides on a stun_client (the socket is
+ * shared, e.g. with the ICE agent's checks); the owner passes the
+ * datagrams its stun_client does not match to turn_client_input(). */
+#ifndef NATCLIENT_TURN_CLIENT_H
+#define NATCLIENT_TURN_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stun_client.h"
+
+#define TURN_MAX_PEERS 16
+
+struct turn_client;
+
+/* status: 0 on success; > 0 a STUN error code from the server; < 0 a
+ * negative errno (-ETIMEDOUT no answer, -EACCES wrong credentials, -EPROTO
+ * a malformed answer). */
+typedef void (*turn_done_cb)(struct turn_client *t, int status, void *arg);
+/* via_channel: it came as ChannelData, else as a Data indication. */
+typedef void (*turn_data_cb)(struct turn_client *t, const stun_sockaddr *peer,
+			     const uint8_t *data, size_t len, bool via_channel, void *arg);
+
+struct turn_client_cbs {
+	turn_done_cb allocated;   /* the Allocate finished (status) */
+	turn_data_cb data;        /* data from a peer */
+	turn_done_cb lost;        /* a refresh failed: the allocation is gone */
+	void *arg;
+};
+
+struct turn_client_stats {
+	uint64_t tx_send_ind, tx_chandata, rx_data_ind, rx_chandata;
+	uint64_t refreshes, perm_refreshes, chan_refreshes, rx_dropped;
+};
+
+/* sc and cred are borrowed and must outlive the turn_client. */
+int turn_client_new(struct stun_client *sc, const stun_sockaddr *server,
+		    struct stun_cred *cred, const struct turn_client_cbs *cbs,
+		    struct turn_client **out);
+/* Deallocates (Refresh with LIFETIME 0, best effort) and frees. */
+void turn_client_free(struct turn_client *t);
+
+/* Refresh the allocation, permissions and channels every `seconds`
+ * instead of shortly before they expire (diagnostics and tests); 0: the
+ * normal schedule. */
+void turn_client_set_refresh(struct turn_client *t, double seconds);
+
+/* Allocate a UDP relay (REQUESTED-TRANSPORT 17); lifetime 0: the server's
+ * default. cbs->allocated reports the outcome. */
+int turn_client_allocate(struct turn_client *t, uint32_t lifetime_s);
+bool turn_client_is_allocated(const struct turn_client *t);
+const stun_sockaddr *turn_client_relayed(const struct turn_client *t);
+const stun_sockaddr *turn_client_mapped(const struct turn_client *t);
+uint32_t turn_client_lifetime(const struct turn_client *t);
+
+/* Install a permission for peer's IP (RFC 8656 s9), refreshed every 4
+ * minutes while the allocation lives. done may be NULL. */
+int turn_client_permit(struct turn_client *t, const stun_sockaddr *peer, turn_done_cb done,
+		       void *arg);
+/* Bind a channel to peer (s11), refreshed every 9 minutes; also installs
+ * the permission. Until the server confirms, data goes as Send indications. */
+int turn_client_bind_channel(struct turn_client *t, const stun_sockaddr *peer,
+			     turn_done_cb done, void *arg);
+/* The channel bound to peer, 0 if none (yet). */
+uint16_t turn_client_channel(const struct turn_client *t, const stun_sockaddr *peer);
+
+/* Send data to peer through the relay: ChannelData when a channel is bound,
+ * else a Send indication (s10.1). */
+int turn_client_send(struct turn_client *t, const stun_sockaddr *peer, const void *data,
+		     size_t len);
+
+/* Offer a datagram that arrived on the shared socket from `from`. Returns
+ * true if it was TURN traffic from our server (consumed). */
+bool turn_client_input(struct turn_client *t, const uint8_t *buf, size_t len,
+		       const stun_sockaddr *from, const struct stun_msg *m);
+
+const struct turn_client_stats *turn_client_stats(const struct turn_client *t);
+/* Text for a status given to a callback. */
+const char *turn_client_strerror(int status);
+
+#endif
