@@ -12,6 +12,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "turn_dispatch.h"
 
 /* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
 #define PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
@@ -193,8 +194,7 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 			tx_queue(w, b, &out, out.from == u->laddr ? local : NULL);
 		return;
 	case STUN_DEMUX_CHANNEL:
-		/* TURN ChannelData: the relay plugs in here. */
-		metrics_drop(&w->metrics, DROP_NO_ALLOCATION);
+		turn_dispatch_channel_data(w, &in);
 		return;
 	default:
 		metrics_drop(&w->metrics, DROP_NOT_STUN);
