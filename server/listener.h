@@ -55,6 +55,7 @@ struct stream_conn {
 	struct worker *w;
 	int fd;
 	stun_sockaddr peer;
+	stun_sockaddr local;     /* getsockname(): exact even on a wildcard listener */
 	int laddr;
 	ev_io rio, wio;
 	ev_timer idle;

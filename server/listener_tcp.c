@@ -193,7 +193,8 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct stream_conn *c = arg;
 	struct worker *w = c->w;
 	uint8_t resp[UDP_BUF];
-	struct stun_in in = { frame, len, &c->peer, c->laddr, TP_TCP, c };
+	struct stun_in in = { .buf = frame, .len = len, .peer = &c->peer, .laddr = c->laddr,
+			      .tp = TP_TCP, .conn = c, .local = &c->local };
 	struct stun_out out = { .buf = resp, .cap = sizeof(resp) };
 
 	METRIC_INC(w->metrics.rx_packets);
@@ -257,6 +258,7 @@ static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
 {
 	struct worker *w = t->w;
 	struct stream_conn *c = calloc(1, sizeof(*c));
+	socklen_t len;
 
 	if (!c) {
 		close(fd);
@@ -266,6 +268,9 @@ static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
 	c->fd = fd;
 	c->peer = *peer;
 	c->laddr = t->laddr;
+	len = sizeof(c->local);
+	if (getsockname(fd, &c->local.sa, &len))
+		c->local = w->shared->laddrs.a[t->laddr].addr;
 	ev_io_init(&c->rio, conn_readable, fd, EV_READ);
 	ev_io_init(&c->wio, conn_writable, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;

@@ -174,6 +174,17 @@ def wrong_password_is_a_clear_error():
 
 
 @test
+def unreachable_server_is_a_clear_error():
+    port = harness.free_port()
+    t0 = time.monotonic()
+    relay = Relay("127.0.0.1:%d" % port, ("127.0.0.1", 9))
+    rc = relay.p.wait(timeout=30)
+    err = relay.p.stderr.read().decode()
+    assert rc == 1 and "unreachable" in err, (rc, err)
+    assert time.monotonic() - t0 < 3
+
+
+@test
 def no_credentials_says_where_to_put_them():
     env = dict(os.environ)
     for k in ("NATCLIENT_SERVER", "NATCLIENT_USER", "NATCLIENT_PASSWORD"):
