@@ -142,7 +142,7 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 	tc.release_arg = ts;
 	ts->loop = loop;
 	ts->sh = sh;
-	ts->cfg = cfg;
+	ts->rfc5766_channels = cfg->rfc5766_channels;
 	ts->table = turn_table_new(&tc, sh->quota);
 	ts->tx = txcache_new(TURN_TXCACHE_ENTRIES);
 	ts->rx = calloc(TURN_BATCH, sizeof(*ts->rx));

@@ -200,7 +200,7 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 static int chandata_parse(struct turn_service *ts, const uint8_t *buf, size_t len,
 			  uint16_t *number, const uint8_t **data, uint16_t *dlen)
 {
-	if (len < TURN_CHANNEL_HDR_LEN || buf[0] < 0x50 || !ts->cfg->rfc5766_channels)
+	if (len < TURN_CHANNEL_HDR_LEN || buf[0] < 0x50 || !ts->rfc5766_channels)
 		return turn_chandata_parse(buf, len, number, data, dlen);
 	if (buf[0] > 0x7F)
 		return STUN_E_CHANNEL;
