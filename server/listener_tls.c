@@ -177,7 +177,8 @@ static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr
 {
 	struct worker *w = l->tw->w;
 	uint8_t resp[UDP_BUF];
-	struct stun_in in = { frame, len, peer, l->laddr, l->tp, NULL };
+	struct stun_in in = { .buf = frame, .len = len, .peer = peer, .laddr = l->laddr,
+			      .tp = l->tp, .local = &l->addr };
 	struct stun_out out = { .buf = resp, .cap = sizeof(resp) };
 
 	METRIC_INC(w->metrics.rx_packets);
