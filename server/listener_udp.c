@@ -197,6 +197,8 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 		turn_dispatch_channel_data(w, &in);
 		return;
 	default:
+		if (turn_dispatch_legacy_channel(w, &in))
+			return;
 		metrics_drop(&w->metrics, DROP_NOT_STUN);
 		log_peer(LOG_INFO, &b->rx_addr[i].sa, "udp: dropped (not_stun: first byte 0x%02x)",
 			 len ? buf[0] : 0);

@@ -7,8 +7,8 @@
     stunprobe.py hairpin IP:PORT               socket 1 learns its mapping from the server,
                                                socket 2 sends to that mapping: did socket 1
                                                receive it, and from which address?
-    stunprobe.py listen IP:PORT --wait S       learn the mapping (printed at once), then
-                                               print what arrives within S seconds
+    stunprobe.py listen IP:PORT [--wait S]     learn the mapping (printed at once), then
+                                               print what arrives until a line on stdin
     stunprobe.py send --bind IP:PORT IP:PORT --data X   one datagram from a given source
 Uses the independent codec of tests/integration/harness.py.
 """
@@ -88,14 +88,26 @@ def cmd_hairpin(a):
 
 
 def cmd_listen(a):
+    """Print the mapping, then collect datagrams until a line on stdin (or
+    --wait seconds), plus a short grace for anything still in flight."""
     s = udp_socket()
     mapped = binding(s, addr(a.addrs[0]))
     print(json.dumps({"mapped": mapped}), flush=True)
     got = []
     end = time.monotonic() + a.wait
-    while time.monotonic() < end:
-        r, _, _ = select.select([s], [], [], max(0, end - time.monotonic()))
-        if r:
+    stop = None
+    while True:
+        now = time.monotonic()
+        if stop is None and now >= end:
+            stop = now
+        if stop is not None and now >= stop + 0.3:
+            break
+        waits = [s] if stop is not None else [s, sys.stdin]
+        r, _, _ = select.select(waits, [], [], 0.05)
+        if sys.stdin in r:
+            sys.stdin.readline()
+            stop = time.monotonic()
+        if s in r:
             data, src = s.recvfrom(2048)
             got.append([data.decode(errors="replace"), list(src)])
     return {"received": got}

@@ -132,13 +132,15 @@ def check_filtering(lab, site, filtering):
     """Our own traffic, not coturn's: after the host's socket has sent to
     S1:3478, datagrams come from S1 at another port and from S2. Which get
     through must match the filtering behaviour natdiscovery reported."""
-    p = lab.popen(site, ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "1.0"],
-                  stdout=subprocess.PIPE, text=True)
+    p = lab.popen(site, ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "30"],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         mapped = json.loads(p.stdout.readline())["mapped"]
         assert mapped, "no mapping"
         for tag, src in (("same-address", "%s:40001" % S1), ("other-address", "%s:40002" % S2)):
             probe(lab, "server", "send", ["%s:%d" % tuple(mapped)], "--bind", src, "--data", tag)
+        p.stdin.write("done\n")
+        p.stdin.flush()
         got = json.loads(p.stdout.readline())["received"]
     finally:
         p.wait(timeout=10)
@@ -224,11 +226,13 @@ def port_restricted_stays_endpoint_independent_on_collision():
         assert b[0] == b[1] and b[0][1] != 40000, b
         print("  port-restricted, port collision: b's mappings %s: endpoint-independent" % b)
         # both hosts behind the one NAT: a reaches b at b's public mapping
-        p = lab.popen("b", ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "1.0"],
-                      stdout=subprocess.PIPE, text=True)
+        p = lab.popen("b", ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "30"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             mb = json.loads(p.stdout.readline())["mapped"]
             probe(lab, "a", "send", ["%s:%d" % tuple(mb)], "--data", "from-a")
+            p.stdin.write("done\n")
+            p.stdin.flush()
             got = json.loads(p.stdout.readline())["received"]
         finally:
             p.wait(timeout=10)
