@@ -506,12 +506,6 @@ static int authenticate(struct turn_req *r)
 	return 0;
 }
 
-/* RFC 8489 s6.3.1: unknown comprehension-required attributes (420). */
-static int check_unknown(struct turn_req *r)
-{
-	return r->m->n_unknown_required ? STUN_ERR_UNKNOWN_ATTRIBUTE : 0;
-}
-
 static void build_error(struct turn_req *r, int code, bool from_auth)
 {
 	stun_build_init(&r->b, r->out, r->cap, r->m->method, STUN_CLASS_ERROR, r->m->tid);
@@ -520,8 +514,6 @@ static void build_error(struct turn_req *r, int code, bool from_auth)
 		return;
 	}
 	stun_build_error(&r->b, (uint16_t)code, NULL);
-	if (code == STUN_ERR_UNKNOWN_ATTRIBUTE)
-		stun_build_unknown(&r->b, r->m->unknown_required, r->m->n_unknown_required);
 }
 
 /* SOFTWARE (s5: Allocate and Refresh), integrity when authenticated,
@@ -544,8 +536,7 @@ static int process(struct turn_req *r)
 	int code = authenticate(r);
 	bool from_auth = code != 0;
 
-	if (!code)
-		code = check_unknown(r);
+	/* dispatch.c answered unknown comprehension-required attributes (420) */
 	if (!code) {
 		stun_build_init(&r->b, r->out, r->cap, r->m->method, STUN_CLASS_SUCCESS,
 				r->m->tid);

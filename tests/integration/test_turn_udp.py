@@ -387,5 +387,26 @@ def icmp_from_peer():
     c.close()
 
 
+@test
+def ipv6_client_transports():
+    """UDP and TCP from [::1]: RFC 6156 relaying IPv6 client to IPv4 peer."""
+    _, port, _ = server()
+    peer = udp_peer()
+    for transport in ("udp", "tcp"):
+        c = TurnClient(("::1", port), transport=transport, user="alice", password="alice-pw")
+        r = c.allocate()
+        assert r.cls == SUCCESS, (transport, r)
+        assert r.xaddr(XOR_MAPPED_ADDRESS)[0] == "::1"
+        assert c.relayed[0] == "127.0.0.1"
+        assert c.channel_bind(0x4100, peer.getsockname()).cls == SUCCESS
+        c.send_channel(0x4100, transport.encode())
+        data, src = peer.recvfrom(100)
+        assert data == transport.encode() and src == c.relayed
+        peer.sendto(b"to " + transport.encode(), c.relayed)
+        assert c.recv_data() == (0x4100, b"to " + transport.encode())
+        assert c.refresh(0).cls == SUCCESS
+        c.close()
+
+
 if __name__ == "__main__":
     run_tests()
