@@ -95,7 +95,7 @@ def allocate_error_codes():
     cases = [
         ("no REQUESTED-TRANSPORT", [], 400),
         ("transport 99", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 99))], 442),
-        ("TCP over UDP", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 6))], 442),
+        ("TCP over UDP (RFC 6062 s5.1)", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 6))], 400),
         ("both family attributes", [RT_UDP, (REQUESTED_ADDRESS_FAMILY, b"\x01\0\0\0"),
                                     (ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")], 400),
         ("additional family IPv4", [RT_UDP, (ADDITIONAL_ADDRESS_FAMILY, b"\x01\0\0\0")], 400),
