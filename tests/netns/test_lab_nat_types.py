@@ -2,7 +2,8 @@
 """The NAT lab shows each NAT type's RFC 4787 behaviour to peers we did not
 write: coturn's turnserver (RFC 5780 on two addresses) and
 turnutils_natdiscovery, plus tests/netns/stunprobe.py (the harness's
-independent STUN codec) for port allocation and hairpinning. Also: the lab
+independent STUN codec) for filtering, port allocation and hairpinning;
+then our own `natclient discover` must reach the same verdict. Also: the lab
 leaves nothing behind, on close, on an exception, on SIGTERM, and
 `lab.py cleanup` removes leftovers. Needs root.
 """
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,7 +22,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import lab as labmod  # noqa: E402
 from lab import Lab, NAT_TYPES, SEQ_BASE, SEQ_DELTA, SEQ_COUNT  # noqa: E402
-from harness import test, run_tests  # noqa: E402
+from harness import test, run_tests, NATCLIENT  # noqa: E402
 
 if os.geteuid() != 0:
     print("test_lab_nat_types: FAIL: needs root (network namespaces, nftables); run as root",
@@ -89,6 +91,37 @@ def discovered(lab, node):
     return WORDS[m.group(1)], WORDS[f.group(1)], [(a, int(p)) for a, p in refl]
 
 
+CLASSIC = {"none": "open internet", "full-cone": "full cone", "address-restricted": "restricted cone",
+           "port-restricted": "port-restricted cone", "masquerade": "port-restricted cone",
+           "symmetric-random": "symmetric", "symmetric-sequential": "symmetric"}
+
+
+def check_natclient(lab, site):
+    """Our own client, natclient discover, against coturn: the same verdict."""
+    nat = lab.nat[site]
+    want_map, want_filt, alloc = NAT_TYPES[nat]
+    r = lab.run(site, [NATCLIENT, "--server", "%s:%d" % (S1, PORT), "--json", "discover"],
+                timeout=60, check=False)
+    assert r.returncode == 0, (nat, r.stdout, r.stderr)
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    host_public = lab.host_ip[site] if nat == "none" else lab.router_ip[site]
+    assert d["public"].rsplit(":", 1)[0] == host_public, d
+    if nat == "none":
+        assert d["mapping"] == "none" and d["port_allocation"] == "preserving", d
+        assert d["hairpinning"] is True, d
+    else:
+        assert d["mapping"] == want_map.rstrip("*"), (nat, d)
+        assert d["filtering"] == want_filt, (nat, d)
+        assert d["port_allocation"] == alloc, (nat, d)
+        assert d["hairpinning"] is lab.hairpin, (nat, lab.hairpin, d)
+    if alloc == "sequential":
+        assert d["delta"] == SEQ_DELTA, d
+    assert d["nat_type"] == CLASSIC[nat], (nat, d)
+    print("  site %s %-22s natclient discover: %s / %s / %s%s, hairpinning %s, \"%s\""
+          % (site, nat, d["mapping"], d["filtering"], d["port_allocation"],
+             " delta %d" % d["delta"] if "delta" in d else "", d["hairpinning"], d["nat_type"]))
+
+
 def check_site(lab, site):
     """natdiscovery's verdict and the allocation pattern match the site's type."""
     nat = lab.nat[site]
@@ -103,6 +136,7 @@ def check_site(lab, site):
         assert filtering == want_filt, (nat, filtering)
         assert all(a == lab.router_ip[site] for a, _ in refl), refl
     check_filtering(lab, site, filtering)
+    check_natclient(lab, site)
     # allocation: one socket to the server's four address:port pairs
     dests = ["%s:%d" % d for d in ((S1, PORT), (S2, PORT), (S2, ALT), (S1, ALT))]
     r = probe(lab, site, "mapping", dests)
@@ -137,7 +171,7 @@ def check_filtering(lab, site, filtering):
     try:
         mapped = json.loads(p.stdout.readline())["mapped"]
         assert mapped, "no mapping"
-        for tag, src in (("same-address", "%s:40001" % S1), ("other-address", "%s:40002" % S2)):
+        for tag, src in (("same-address", "%s:0" % S1), ("other-address", "%s:0" % S2)):
             probe(lab, "server", "send", ["%s:%d" % tuple(mapped)], "--bind", src, "--data", tag)
         p.stdin.write("done\n")
         p.stdin.flush()
@@ -161,6 +195,25 @@ def check_hairpin(lab, site, want):
           % (site, lab.nat[site], "works" if want else "blocked"))
 
 
+def both(fn, *args_list):
+    """Run fn(*args) for each args in parallel threads (the sites are
+    independent; most of the time goes to discovery timeouts); re-raise."""
+    errors = []
+
+    def wrap(args):
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: B036 -- re-raised below
+            errors.append(e)
+    ts = [threading.Thread(target=wrap, args=(a,)) for a in args_list]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def lab_with_coturn(fn, **kw):
     with Lab(**kw) as lab:
         srv = Coturn(lab)
@@ -173,8 +226,7 @@ def lab_with_coturn(fn, **kw):
 @test
 def cone_types_and_hairpin_on():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
+        both(check_site, (lab, "a"), (lab, "b"))
         check_hairpin(lab, "b", True)
     lab_with_coturn(body, site_a="none", site_b="full-cone", hairpin=True)
 
@@ -182,20 +234,16 @@ def cone_types_and_hairpin_on():
 @test
 def restricted_cones_and_hairpin_off():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
-        check_hairpin(lab, "a", False)
-        check_hairpin(lab, "b", False)
+        both(check_site, (lab, "a"), (lab, "b"))
+        both(check_hairpin, (lab, "a", False), (lab, "b", False))
     lab_with_coturn(body, site_a="address-restricted", site_b="port-restricted", hairpin=False)
 
 
 @test
 def symmetric_types_and_hairpin_on():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
-        check_hairpin(lab, "a", True)
-        check_hairpin(lab, "b", True)
+        both(check_site, (lab, "a"), (lab, "b"))
+        both(check_hairpin, (lab, "a", True), (lab, "b", True))
     lab_with_coturn(body, site_a="symmetric-random", site_b="symmetric-sequential", hairpin=True)
 
 
