@@ -156,6 +156,7 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 		turn_perm_pool_set_chan_max(turn_table_perms(ts->table), TURN_CHANNEL_MAX_RFC5766);
 	rx_init(ts);
 	ts->tid_seq[0] = seeded_hash_seed();
+	ts->next_conn_id = (uint32_t)seeded_hash_seed();
 	ev_timer_init(&ts->timer, timer_cb, 0., 0.);
 	ts->timer.data = ts;
 	ts->timer_at = INFINITY;

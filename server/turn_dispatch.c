@@ -11,6 +11,7 @@
 #include "log.h"
 #include "peer_filter.h"
 #include "turn.h"
+#include "turn_internal.h"
 
 /* ---- process-wide ------------------------------------------------------ */
 
@@ -225,6 +226,10 @@ void turn_dispatch_conn_closed(struct stream_conn *c)
 	struct stun_in in = { .peer = &c->peer, .laddr = c->laddr, .tp = TP_TCP, .conn = c };
 	struct turn_link link;
 
+	if (c->raw) {
+		turn_tcp_client_closed(c->raw_arg); /* an RFC 6062 data connection */
+		return;
+	}
 	if (w->turn && !link_of(w, &in, &link))
 		turn_link_closed(w->turn, &link);
 }

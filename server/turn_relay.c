@@ -87,6 +87,7 @@ void turn_relay_release(struct turn_alloc *a, void *arg)
 	struct turn_service *ts = arg;
 	struct turn_relay *r = relay_of(a);
 
+	turn_tcp_release(ts, a);
 	for (int i = 0; i < a->n_relayed; i++) {
 		stun_sockaddr sa;
 
@@ -179,8 +180,9 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 	const stun_sockaddr *peer = &ind->xor_peer[0];
 	struct turn_addr_key pk;
 
-	/* s5: no allocation on this 5-tuple: silently ignored */
-	if (!a)
+	/* s5: no allocation on this 5-tuple: silently ignored (a TCP
+	 * allocation relays on data connections only, RFC 6062 s4.5) */
+	if (!a || a->transport != IPPROTO_UDP)
 		return drop(ts, TD_NO_ALLOCATION);
 	/* both XOR-PEER-ADDRESS and DATA, else discarded */
 	if (!ind->n_xor_peer || !stun_msg_has(ind, STUN_ATTR_DATA))
