@@ -146,36 +146,31 @@ void turn_dispatch_worker_free(struct worker *w)
 
 /* ---- links ------------------------------------------------------------------ */
 
-static int stream_send(void *conn, const struct iovec *iov, int iovcnt)
+static int stream_send(void *conn, const uint8_t *buf, size_t len)
 {
-	int r = 0;
-
-	for (int i = 0; i < iovcnt && !r; i++)
-		r = stream_conn_send(conn, iov[i].iov_base, iov[i].iov_len);
-	return r;
+	return stream_conn_send(conn, buf, len);
 }
 
-static const struct turn_link_ops stream_ops = { stream_send };
-
-/* The 5-tuple and the way back. TLS and DTLS links are not wired yet. */
+/* The 5-tuple and the way back to the client. */
 static int link_of(struct worker *w, const struct stun_in *in, struct turn_link *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->client = *in->peer;
 	l->local = w->shared->laddrs.a[in->laddr].addr;
 	l->udp_fd = -1;
+	l->proto = in->tp == TP_UDP || in->tp == TP_DTLS ? IPPROTO_UDP : IPPROTO_TCP;
 	switch (in->tp) {
 	case TP_UDP:
-		l->proto = IPPROTO_UDP;
 		l->udp_fd = w->udp[in->laddr].fd;
 		return 0;
 	case TP_TCP:
-		l->proto = IPPROTO_TCP;
-		l->ops = &stream_ops;
-		l->conn = in->conn;
+		l->send = stream_send;
+		l->conn = l->stream = in->conn;
 		return 0;
-	default:
-		return -EPROTONOSUPPORT;
+	default: /* TLS and DTLS: through the session, when the listener gives one */
+		l->send = in->sess_send;
+		l->conn = in->sess;
+		return l->send ? 0 : -EPROTONOSUPPORT;
 	}
 }
 
@@ -218,6 +213,14 @@ bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in)
 		return false;
 	turn_dispatch_channel_data(w, in);
 	return true;
+}
+
+void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in)
+{
+	struct turn_link link;
+
+	if (w->turn && !link_of(w, in, &link))
+		turn_link_closed(w->turn, &link);
 }
 
 void turn_dispatch_conn_closed(struct stream_conn *c)

@@ -31,6 +31,10 @@ void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in);
  * an RFC 5766 channel: handled (true) or not ours (false). */
 bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in);
 
+/* A TLS or DTLS session is closing (in: its peer, laddr, tp, session):
+ * its allocation goes too. */
+void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in);
+
 /* A stream connection is closing: its allocation goes too. */
 void turn_dispatch_conn_closed(struct stream_conn *c);
 

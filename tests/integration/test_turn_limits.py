@@ -1,14 +1,16 @@
 """TURN limits and operations: the per-allocation bandwidth cap (max-bps,
 RFC 8656 s5: excess application data is discarded), live metrics of
 allocations, permissions, channels and relayed packets and bytes by
-direction, DONT-FRAGMENT, and a SIGHUP reload under live allocations."""
+direction, DONT-FRAGMENT, max-allocate-lifetime, and a SIGHUP reload under
+live allocations."""
 import os
 import signal
+import subprocess
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, run_tests, test  # noqa: E402
+from harness import STUND, free_port, run_tests, test  # noqa: E402
 from turnlib import (DONT_FRAGMENT, SUCCESS, TurnClient, recv_from,  # noqa: E402
                      turn_server, udp_peer)
 
@@ -27,8 +29,8 @@ def value(text, name, **labels):
 
 @test
 def max_bps_caps_an_allocation():
-    # 8000 bit/s = 1000 bytes/s, a burst of one second's worth
-    srv, port, _ = turn_server(extra="max-bps = 8000\n")
+    # 1000 bytes/s (coturn's unit), a burst of one second's worth
+    srv, port, _ = turn_server(extra="max-bps = 1000\n")
     c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
     assert c.allocate().cls == SUCCESS
     peer = udp_peer()
@@ -115,6 +117,23 @@ def reload_keeps_allocations():
     assert c.refresh(0).cls == SUCCESS
     c.close()
     srv.stop()
+
+
+@test
+def max_allocate_lifetime_is_configurable():
+    srv, port, _ = turn_server(extra="max-allocate-lifetime = 1200\n")
+    c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
+    r = c.allocate(lifetime=86400)
+    assert r.cls == SUCCESS and r.lifetime == 1200, r.lifetime
+    assert c.refresh(5000).lifetime == 1200
+    assert c.refresh(900).lifetime == 900
+    assert c.refresh(0).cls == SUCCESS
+    c.close()
+    srv.stop()
+    # a value out of range is a config error naming the key
+    r = subprocess.run([STUND, "--check-config", "--max-allocate-lifetime", "10"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "max-allocate-lifetime" in r.stdout + r.stderr, r
 
 
 if __name__ == "__main__":
