@@ -18,6 +18,8 @@ void turn_dispatch_teardown(struct stund_shared *sh);
 /* Worker: after its loop exists / before it is destroyed. */
 int turn_dispatch_worker_start(struct worker *w);
 void turn_dispatch_worker_free(struct worker *w);
+/* Worker: it switched to a new config (SIGHUP). */
+void turn_dispatch_worker_reload(struct worker *w);
 
 /* Method rows (dispatch.c). */
 void turn_dispatch_request(struct worker *w, const struct stun_msg *m,

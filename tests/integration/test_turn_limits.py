@@ -100,22 +100,34 @@ def dont_fragment_is_supported():
 
 
 @test
-def reload_keeps_allocations():
+def reload_keeps_allocations_and_takes_new_users():
     srv, port, _ = turn_server()
     c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
     assert c.allocate().cls == SUCCESS
     peer = udp_peer()
     paddr = peer.getsockname()
     assert c.channel_bind(0x4002, paddr).cls == SUCCESS
+    carol = TurnClient(("127.0.0.1", port), user="carol", password="carol-pw")
+    assert carol.allocate().error == 401
+    # SIGHUP with carol added and bob gone
+    with open(srv.conf_path) as f:
+        conf = f.read().replace("user = bob:bob-pw", "user = carol:carol-pw")
+    with open(srv.conf_path, "w") as f:
+        f.write(conf)
     srv.signal(signal.SIGHUP)
-    srv.wait_line(r"configuration reloaded")
+    srv.wait_line(r"worker 0: new configuration in use")
     c.send_channel(0x4002, b"after reload")
     assert peer.recvfrom(100)[0] == b"after reload"
     peer.sendto(b"back", c.relayed)
     assert c.recv_data() == (0x4002, b"back")
-    assert c.refresh().cls == SUCCESS
-    assert c.refresh(0).cls == SUCCESS
-    c.close()
+    assert c.refresh().cls == SUCCESS  # alice's nonce still good
+    assert carol.allocate().cls == SUCCESS
+    bob = TurnClient(("127.0.0.1", port), user="bob", password="bob-pw")
+    assert bob.allocate().error == 401
+    for x in (c, carol):
+        assert x.refresh(0).cls == SUCCESS
+        x.close()
+    bob.close()
     srv.stop()
 
 
