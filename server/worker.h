@@ -45,9 +45,7 @@ struct stund_shared {
 	int n_workers;
 	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
-	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
 	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
-	struct peer_filter *turn_filter;
 };
 
 struct udp_listener {
@@ -95,6 +93,8 @@ struct worker {
 	struct udp_batch *batch;           /* receive/send buffers */
 
 	struct turn_service *turn;         /* the TURN relay of this worker */
+	struct auth_ctx *turn_auth;        /* owned; NULL: no credentials */
+	struct peer_filter *turn_filter;   /* owned */
 	struct tls_worker *tls;            /* TLS/DTLS listeners (listener_tls.h) */
 
 	struct stream_conn *conns;         /* list of open stream connections */
