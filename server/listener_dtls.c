@@ -73,6 +73,7 @@ static void dtls_readable(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	tls_worker_sync(l->tw);
 	rx_prepare(b);
 	n = recvmmsg(l->fd, b->rx, DTLS_BATCH, MSG_DONTWAIT, NULL);
 	for (int i = 0; i < n && l->pool; i++) {

@@ -89,7 +89,7 @@ int tls_shared_reload(struct stund_shared *sh, const struct config *cfg, char *e
 	pthread_mutex_lock(&t->mu);
 	old = t->ctx;
 	t->ctx = ctx;
-	t->generation++;
+	__atomic_store_n(&t->generation, t->generation + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&t->mu);
 	tls_ctx_unref(old);
 	log_msg(LOG_INFO, "tls: certificate reloaded from %s (%s)", cfg->cert, tls_ctx_subject(ctx));
@@ -115,7 +115,7 @@ struct tls_ctx *tls_shared_ctx(struct stund_shared *sh, unsigned *generation)
 
 	pthread_mutex_lock(&t->mu);
 	ctx = tls_ctx_ref(t->ctx);
-	*generation = t->generation;
+	*generation = __atomic_load_n(&t->generation, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&t->mu);
 	return ctx;
 }
@@ -309,6 +309,7 @@ static void tls_acceptable(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	tls_worker_sync(l->tw);
 	for (int i = 0; i < 32; i++) {
 		plen = sizeof(peer);
 		fd = accept4(l->fd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -427,29 +428,44 @@ int tls_worker_start(struct worker *w)
 	return r;
 }
 
-/* A new configuration is in use: maybe a new certificate, new timeouts. */
-void tls_worker_reload(struct worker *w)
+/* Use the newest certificate context for new sessions. Called before
+ * every accept / datagram batch, so a connection made after the reload's
+ * log line sees the new certificate whichever worker takes it. */
+void tls_worker_sync(struct tls_worker *tw)
 {
-	struct tls_worker *tw = w->tls;
+	struct tls_shared *t = tw->w->shared->tls;
 	struct tls_ctx *ctx;
 	unsigned gen;
 
-	if (!tw)
+	if (__atomic_load_n(&t->generation, __ATOMIC_ACQUIRE) == tw->generation)
 		return;
-	ctx = tls_shared_ctx(w->shared, &gen);
+	ctx = tls_shared_ctx(tw->w->shared, &gen);
 	for (int i = 0; i < tw->n; i++) {
-		struct tls_pool *p[2] = { tw->tls[i].pool, tw->dtls[i].pool };
-
-		for (int k = 0; k < 2; k++) {
-			if (!p[k])
-				continue;
-			if (gen != tw->generation)
-				tls_pool_set_ctx(p[k], ctx);
-			tls_pool_set_timeouts(p[k], w->cfg->idle_timeout, TLS_HANDSHAKE_TIMEOUT);
-		}
+		if (tw->tls[i].pool)
+			tls_pool_set_ctx(tw->tls[i].pool, ctx);
+		if (tw->dtls[i].pool)
+			tls_pool_set_ctx(tw->dtls[i].pool, ctx);
 	}
 	tw->generation = gen;
 	tls_ctx_unref(ctx);
+}
+
+/* A new configuration is in use: new timeouts, maybe a new certificate. */
+void tls_worker_reload(struct worker *w)
+{
+	struct tls_worker *tw = w->tls;
+
+	if (!tw)
+		return;
+	tls_worker_sync(tw);
+	for (int i = 0; i < tw->n; i++) {
+		if (tw->tls[i].pool)
+			tls_pool_set_timeouts(tw->tls[i].pool, w->cfg->idle_timeout,
+					      TLS_HANDSHAKE_TIMEOUT);
+		if (tw->dtls[i].pool)
+			tls_pool_set_timeouts(tw->dtls[i].pool, w->cfg->idle_timeout,
+					      TLS_HANDSHAKE_TIMEOUT);
+	}
 }
 
 /* SIGTERM: stop listening, close_notify to every session. */

@@ -67,6 +67,7 @@ struct tls_worker {
 
 /* Shared by both listeners (listener_tls.c). */
 struct tls_ctx *tls_shared_ctx(struct stund_shared *sh, unsigned *generation);
+void tls_worker_sync(struct tls_worker *tw);
 int tls_listener_pool(struct tls_listener *l);
 void tls_listener_close(struct tls_listener *l);
 void tls_reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr *peer,
