@@ -56,7 +56,8 @@ int turn_shared_new(const struct config *cfg, struct turn_shared **out, char *er
 	if (!sh)
 		return -ENOMEM;
 	sh->capacity = cfg->total_quota ? cfg->total_quota : TURN_CAPACITY_DEFAULT;
-	sh->max_lifetime = TURN_MAX_LIFETIME_DEFAULT;
+	sh->max_lifetime = cfg->max_allocate_lifetime ? cfg->max_allocate_lifetime
+						     : TURN_MAX_LIFETIME_DEFAULT;
 	sh->max_bps = cfg->max_bps;
 	sh->has_external = cfg->has_external_ip;
 	sh->external = cfg->external_ip;

@@ -269,7 +269,7 @@ static void relay_init(struct turn_req *r, struct turn_alloc *a)
 	rl->ts = r->ts;
 	rl->link = *r->link;
 	rl->bucket_at = r->now;
-	rl->bucket_bytes = (double)sh->max_bps / 8.0;
+	rl->bucket_bytes = (double)sh->max_bps;
 	memcpy(a->tid, r->m->tid, STUN_TID_LEN);
 	a->transport = r->m->requested_transport;
 	a->dont_fragment = has(r, STUN_ATTR_DONT_FRAGMENT);

@@ -145,9 +145,7 @@ static struct turn_tcp_conn *tc_new(struct turn_service *ts, struct turn_alloc *
 static int control_send(struct turn_alloc *a, const uint8_t *buf, size_t len)
 {
 	struct turn_link *l = &relay_of(a)->link;
-	struct iovec iov = { (void *)buf, len };
-
-	return l->ops ? l->ops->send(l->conn, &iov, 1) : -ENOTCONN;
+	return l->send ? l->send(l->conn, buf, len) : -ENOTCONN;
 }
 
 /* The Connect response, once the connection is made or has failed (s5.2). */
@@ -454,11 +452,11 @@ int turn_tcp_connect(struct turn_req *r, struct turn_alloc *a)
 int turn_tcp_connection_bind(struct turn_req *r)
 {
 	struct turn_tcp_conn *tc;
-	struct stream_conn *c = r->link->conn;
+	struct stream_conn *c = r->link->stream;
 	size_t len = 0;
 	const char *name;
 
-	/* on TCP or TLS only */
+	/* on TCP or TLS only (TLS: not yet) */
 	if (r->link->proto != IPPROTO_TCP || !c)
 		return STUN_ERR_BAD_REQUEST;
 	/* a CONNECTION-ID naming a pending connection */
