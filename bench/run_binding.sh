@@ -4,6 +4,8 @@
 # ceiling), stund and coturn's turnserver, each with one worker pinned to one
 # core while bench/binding_load runs on the other core. Prints requests/s,
 # per worker, loss, server CPU, peak RSS and the ratios. See bench/README.md.
+# -d is the load time per server (default 10 s), cut into -r interleaved
+# rounds (default 5); each figure is the best round.
 #
 #   bench/run_binding.sh [-d SECONDS] [-r ROUNDS] [-f FLOWS] [-w WINDOW]
 #                        [-b BATCH] [-F] [-s "bare stund coturn"]
@@ -14,10 +16,10 @@ cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
 
-seconds=10 rounds=1 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
+seconds=10 rounds=5 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
 server_cpu=0 client_cpu=1 do_build=1 long=0
 usage() {
-	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
 	echo "defaults: -d $seconds -r $rounds -f $flows -w $window -b $batch -s \"$servers\""
 	echo "          --server-cpu $server_cpu --client-cpu $client_cpu;"
 	echo "          load above 60 s in total needs --long"
@@ -45,7 +47,10 @@ for v in "$seconds" "$rounds" "$flows" "$window" "$batch" "$server_cpu" "$client
 	[[ $v =~ ^[0-9]+$ ]] || { echo "run_binding: '$v' is not a whole number" >&2; exit 2; }
 done
 nserv=$(wc -w <<<"$servers")
-total=$((seconds * rounds * nserv))
+total=$((seconds * nserv))
+[ "$rounds" -ge 1 ] || { echo "run_binding: -r needs at least 1 round" >&2; exit 2; }
+# -d is the load time per server, cut into ROUNDS interleaved rounds.
+round_secs=$(awk -v d="$seconds" -v r="$rounds" 'BEGIN { printf "%.3f", d / r }')
 if [ "$total" -gt 60 ] && [ "$long" = 0 ]; then
 	echo "run_binding: $total s of load in total; more than 60 s needs --long" >&2
 	exit 2
@@ -155,7 +160,7 @@ measure() { # name round
 	local name=$1 before after line hz
 	before=$(cpu_ticks "${pid[$name]}")
 	line=$(timeout $((seconds + 15)) taskset -c "$client_cpu" "$build/binding_load" \
-		-s "127.0.0.1:${port[$name]}" -d "$seconds" -f "$flows" -w "$window" \
+		-s "127.0.0.1:${port[$name]}" -d "$round_secs" -f "$flows" -w "$window" \
 		-b "$batch" $fp -L "$name") || true
 	after=$(cpu_ticks "${pid[$name]}")
 	echo "  round $2: $line"
@@ -182,8 +187,9 @@ for s in $servers; do
 	esac
 done
 
-echo "load: binding_load -f $flows -w $window -b $batch ${fp:+$fp }-d $seconds, $rounds round(s)," \
-	"server on CPU $server_cpu, load generator on CPU $client_cpu"
+echo "load: binding_load -f $flows -w $window -b $batch ${fp:+$fp }-d $round_secs," \
+	"$rounds interleaved round(s) per server; server on CPU $server_cpu," \
+	"load generator on CPU $client_cpu"
 for r in $(seq "$rounds"); do
 	for s in $servers; do
 		if [ -n "${pid[$s]:-}" ]; then measure "$s" "$r"; fi
@@ -211,5 +217,5 @@ if [ -n "${rps[stund]:-}" ] && [ -n "${rps[coturn]:-}" ]; then
 		"$(ratio "$(per_cpu "${rps[stund]}" "${cpu[stund]}")" \
 			"$(per_cpu "${rps[coturn]}" "${cpu[coturn]}")") (req/cpu-s)"
 fi
-if [ "$rounds" -gt 1 ]; then echo "(best of $rounds rounds per server)"; fi
+if [ "$rounds" -gt 1 ]; then echo "(each figure: the best of $rounds rounds of $round_secs s)"; fi
 exit 0
