@@ -200,11 +200,12 @@ def cone_types_and_hairpin_on():
 
 
 @test
-def restricted_cones_and_hairpin_off():
+def restricted_cones_hairpin_per_site():
     def body(lab):
         both(check_site, (lab, "a"), (lab, "b"))
-        both(check_hairpin, (lab, "a", False), (lab, "b", False))
-    lab_with_coturn(body, site_a="address-restricted", site_b="port-restricted", hairpin=False)
+        both(check_hairpin, (lab, "a", False), (lab, "b", True))
+    lab_with_coturn(body, site_a="address-restricted", site_b="port-restricted",
+                    hairpin={"a": False, "b": True})
 
 
 @test
@@ -226,9 +227,10 @@ def collision(lab):
 
 
 @test
-def masquerade_is_not_truly_endpoint_independent():
+def masquerade_hairpin_off_and_not_truly_endpoint_independent():
     def body(lab):
-        check_site(lab, "a")   # alone, masquerade looks EIM (port preservation)
+        both(check_site, (lab, "a"))   # alone, masquerade looks EIM (port preservation)
+        check_hairpin(lab, "a", False)
         b = collision(lab)
         assert b[0][1] == 40000 and b[1][1] != 40000, b
         print("  masquerade, port collision: b's mappings %s: address-dependent" % b)
