@@ -45,6 +45,7 @@ struct stund_shared {
 	int n_workers;
 	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
+	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
 };
 
 struct udp_listener {
@@ -66,6 +67,8 @@ struct turn_shared;
 struct turn_service;
 struct auth_ctx;
 struct peer_filter;
+struct tls_shared;
+struct tls_worker;
 
 struct udp_batch;
 
@@ -92,6 +95,7 @@ struct worker {
 	struct turn_service *turn;         /* the TURN relay of this worker */
 	struct auth_ctx *turn_auth;        /* owned; NULL: no credentials */
 	struct peer_filter *turn_filter;   /* owned */
+	struct tls_worker *tls;            /* TLS/DTLS listeners (listener_tls.h) */
 
 	struct stream_conn *conns;         /* list of open stream connections */
 	unsigned n_conns;
