@@ -344,6 +344,29 @@ def nothing_left_after_sigterm():
 
 
 @test
+def a_lab_whose_owner_was_killed_is_removed_by_the_next():
+    rid = "t" + os.urandom(2).hex()
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from lab import Lab\n"
+            "lab = Lab(run_id=%r).up()\n"
+            "lab.popen('a', ['sleep', '60'])\n"
+            "print('ready', flush=True)\n"
+            "import time; time.sleep(60)\n") % (HERE, rid)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+    finally:
+        p.kill()  # SIGKILL: no handler, no atexit -- as a ctest timeout does
+        p.wait()
+    assert len(ours(rid)) == 6
+    with Lab() as other:  # a new lab removes the stale one, and only it
+        assert ours(rid) == [], ours(rid)
+        assert len(ours(other.run_id)) == 6
+        assert not labmod.cleanup_stale()  # a live lab is not stale
+        assert len(ours(other.run_id)) == 6
+
+
+@test
 def cleanup_command_removes_leftovers():
     rid = "t" + os.urandom(2).hex()
     names = ["%s%s-%s" % (labmod.PREFIX, rid, n) for n in ("x", "y")]
