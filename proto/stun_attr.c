@@ -201,8 +201,10 @@ static int dec_unknown(struct stun_msg *m, struct stun_rd *v, uint16_t len)
 	return 0;
 }
 
-/* One algorithm entry (s14.11/14.12): alg, params length, params padded. */
-static int dec_pw_entry(struct stun_rd *v, struct stun_pw_alg_entry *e)
+/* One algorithm entry: alg, params length, params; inside the list of
+ * PASSWORD-ALGORITHMS the params are padded to 4 bytes (s14.11), in
+ * PASSWORD-ALGORITHM the attribute's own padding does that (s14.12). */
+static int dec_pw_entry(struct stun_rd *v, struct stun_pw_alg_entry *e, bool padded)
 {
 	uint16_t plen;
 
@@ -210,7 +212,8 @@ static int dec_pw_entry(struct stun_rd *v, struct stun_pw_alg_entry *e)
 	plen = stun_rd_u16(v);
 	e->params.p = stun_rd_take(v, plen);
 	e->params.len = plen;
-	stun_rd_take(v, (4 - plen % 4) % 4);
+	if (padded)
+		stun_rd_take(v, (4 - plen % 4) % 4);
 	return v->err ? STUN_E_ATTR_VALUE : 0;
 }
 
@@ -221,7 +224,7 @@ static int dec_pw_algs(struct stun_msg *m, struct stun_rd *v)
 	int rc;
 
 	while (stun_rd_left(v) > 0) {
-		rc = dec_pw_entry(v, &e);
+		rc = dec_pw_entry(v, &e, true);
 		if (rc)
 			return rc;
 		if (n == STUN_MAX_PW_ALGS)
@@ -235,7 +238,7 @@ static int dec_pw_algs(struct stun_msg *m, struct stun_rd *v)
 static int dec_pw_alg(struct stun_msg *m, struct stun_rd *v)
 {
 	struct stun_pw_alg_entry e;
-	int rc = dec_pw_entry(v, &e);
+	int rc = dec_pw_entry(v, &e, false);
 
 	if (rc)
 		return rc;

@@ -5,6 +5,7 @@
 
 #include "binding.h"
 #include "log.h"
+#include "turn_dispatch.h"
 
 typedef void (*request_fn)(struct worker *w, const struct stun_msg *m, const struct stun_in *in,
 			   struct stun_out *out);
@@ -19,6 +20,13 @@ struct method_row {
 /* TURN (RFC 8656, RFC 6062) and rendezvous methods add their rows here. */
 static const struct method_row methods[] = {
 	{ STUN_METHOD_BINDING, binding_request, binding_indication },
+	{ STUN_METHOD_ALLOCATE, turn_dispatch_request, NULL },
+	{ STUN_METHOD_REFRESH, turn_dispatch_request, NULL },
+	{ STUN_METHOD_SEND, NULL, turn_dispatch_send },
+	{ STUN_METHOD_CREATE_PERMISSION, turn_dispatch_request, NULL },
+	{ STUN_METHOD_CHANNEL_BIND, turn_dispatch_request, NULL },
+	{ STUN_METHOD_CONNECT, turn_dispatch_request, NULL },
+	{ STUN_METHOD_CONNECTION_BIND, turn_dispatch_request, NULL },
 };
 
 static const struct method_row *find_method(uint16_t method)

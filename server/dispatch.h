@@ -28,6 +28,7 @@ struct stun_in {
 	const stun_sockaddr *peer;  /* source of the request */
 	int laddr;                  /* where it arrived: index in the laddr set */
 	enum transport tp;
+	struct stream_conn *conn;   /* TCP/TLS: the connection; NULL otherwise */
 };
 
 struct stun_out {

@@ -9,6 +9,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "turn_dispatch.h"
 #include "turn_frame.h"
 
 #define STREAM_OUT_MAX (256 * 1024) /* unsent bytes before we give up on a peer */
@@ -112,6 +113,7 @@ void stream_conn_close(struct stream_conn *c)
 {
 	struct worker *w = c->w;
 
+	turn_dispatch_conn_closed(c);
 	ev_io_stop(w->loop, &c->rio);
 	ev_io_stop(w->loop, &c->wio);
 	ev_timer_stop(w->loop, &c->idle);
@@ -191,14 +193,13 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct stream_conn *c = arg;
 	struct worker *w = c->w;
 	uint8_t resp[UDP_BUF];
-	struct stun_in in = { frame, len, &c->peer, c->laddr, TP_TCP };
+	struct stun_in in = { frame, len, &c->peer, c->laddr, TP_TCP, c };
 	struct stun_out out = { .buf = resp, .cap = sizeof(resp) };
 
 	METRIC_INC(w->metrics.rx_packets);
 	ev_timer_again(w->loop, &c->idle);
 	if (stun_demux(frame, len) != STUN_DEMUX_STUN) {
-		/* ChannelData over TCP: the relay plugs in here. */
-		metrics_drop(&w->metrics, DROP_NO_ALLOCATION);
+		turn_dispatch_channel_data(w, &in);
 		return 0;
 	}
 	dispatch_stun(w, &in, &out);

@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "turn_dispatch.h"
 
 struct udp_batch {
 	struct mmsghdr rx[UDP_BATCH];
@@ -104,7 +105,7 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 	struct msghdr *h = &b->rx[i].msg_hdr;
 	size_t len = b->rx[i].msg_len;
 	const uint8_t *buf = b->rx_buf[i];
-	struct stun_in in = { buf, len, &b->rx_addr[i], u->laddr, TP_UDP };
+	struct stun_in in = { buf, len, &b->rx_addr[i], u->laddr, TP_UDP, NULL };
 	struct stun_out out = { .buf = b->tx_buf[b->n_tx], .cap = UDP_BUF };
 
 	METRIC_INC(w->metrics.rx_packets);
@@ -120,8 +121,7 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 			tx_queue(w, b, &out);
 		return;
 	case STUN_DEMUX_CHANNEL:
-		/* TURN ChannelData: the relay plugs in here. */
-		metrics_drop(&w->metrics, DROP_NO_ALLOCATION);
+		turn_dispatch_channel_data(w, &in);
 		return;
 	default:
 		metrics_drop(&w->metrics, DROP_NOT_STUN);

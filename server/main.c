@@ -15,6 +15,8 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "turn.h"
+#include "turn_dispatch.h"
 #include "metrics.h"
 #include "worker.h"
 
@@ -36,10 +38,15 @@ static size_t render_metrics(void *arg, char *buf, size_t cap)
 {
 	struct stund *s = arg;
 	struct metrics *m[MAX_WORKERS];
+	size_t n;
 
 	for (int i = 0; i < s->n_workers; i++)
 		m[i] = &s->workers[i]->metrics;
-	return metrics_render(buf, cap, m, s->n_workers, &s->mp);
+	n = metrics_render(buf, cap, m, s->n_workers, &s->mp);
+	for (int i = 0; i < s->n_workers && n < cap; i++)
+		if (s->workers[i]->turn)
+			n += turn_metrics_write(s->workers[i]->turn, i, buf + n, cap - n);
+	return n;
 }
 
 /* SIGHUP: validate the new configuration whole; only then hand it out. */
@@ -160,6 +167,11 @@ static int serve(struct stund *s)
 	s->loop = ev_default_loop(EVFLAG_AUTO);
 	s->mp.start_time = (double)time(NULL);
 	laddr_set_build(&s->shared.laddrs, s->cfg);
+	r = turn_dispatch_setup(&s->shared, s->cfg, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "cannot set up the TURN relay: %s", err);
+		return r;
+	}
 	r = start_workers(s);
 	if (r)
 		return r;
@@ -192,6 +204,7 @@ static void shutdown_all(struct stund *s)
 		worker_join(s->workers[i]);
 	for (int i = 0; i < s->n_workers; i++)
 		worker_free(s->workers[i]);
+	turn_dispatch_teardown(&s->shared);
 	metrics_http_stop(s->http);
 	if (s->loop) {
 		ev_signal_stop(s->loop, &s->sighup);

@@ -399,12 +399,15 @@ int turn_alloc_new(struct turn_table *t, const struct turn_5tuple *ft, const cha
 
 	if (turn_alloc_find(t, ft))
 		return -EEXIST;
-	if (!t->free_list)
-		return -ENOSPC;
 	if (t->quota) {
 		err = turn_quota_take(t->quota, user, user_len, &u);
 		if (err)
 			return err;
+	}
+	if (!t->free_list) {
+		if (u)
+			turn_quota_put(t->quota, u);
+		return -ENOSPC;
 	}
 	a = t->free_list;
 	t->free_list = a->next_ft;
@@ -467,13 +470,13 @@ void turn_alloc_schedule(struct turn_table *t, struct turn_alloc *a, double when
 
 void turn_alloc_free(struct turn_table *t, struct turn_alloc *a)
 {
-	if (t->cfg.release)
-		t->cfg.release(a, t->cfg.release_arg);
 	ft_unlink(t, a);
 	if (a->active) {
 		rel_unlink(t, a);
 		heap_remove(t, a);
 	}
+	if (t->cfg.release)
+		t->cfg.release(a, t->cfg.release_arg);
 	turn_perm_clear(t->perms, &a->ps);
 	if (a->user)
 		turn_quota_put(t->quota, a->user);

@@ -11,6 +11,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "turn_dispatch.h"
 
 #define DRAIN_TIMEOUT 5.0 /* seconds SIGTERM waits for connections to flush */
 
@@ -257,6 +258,9 @@ int worker_start(struct worker *w)
 	ev_async_init(&w->wake, wake_cb);
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
+	r = turn_dispatch_worker_start(w);
+	if (r)
+		return r;
 	for (int i = 0; i < LADDR_MAX; i++) {
 		udp_listener_start(&w->udp[i]);
 		tcp_listener_start(&w->tcp[i]);
@@ -304,6 +308,7 @@ void worker_free(struct worker *w)
 		config_put(w->pending);
 	config_put(w->cfg);
 	udp_batch_free(w->batch);
+	turn_dispatch_worker_free(w);
 	if (w->loop)
 		ev_loop_destroy(w->loop);
 	free(w);

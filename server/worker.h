@@ -43,7 +43,10 @@ void laddr_set_build(struct laddr_set *s, const struct config *c);
 struct stund_shared {
 	struct laddr_set laddrs;
 	int n_workers;
-	uint32_t conns;          /* open stream connections, all workers (atomic) */
+	uint32_t conns;
+	struct turn_shared *turn;           /* TURN relay ports and quotas */
+	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
+	struct peer_filter *turn_filter;          /* open stream connections, all workers (atomic) */
 };
 
 struct udp_listener {
@@ -61,6 +64,10 @@ struct tcp_listener {
 };
 
 struct stream_conn;
+struct turn_shared;
+struct turn_service;
+struct auth_ctx;
+struct peer_filter;
 
 struct udp_batch;
 
@@ -83,6 +90,8 @@ struct worker {
 	struct udp_listener udp[LADDR_MAX]; /* same index as the laddr set */
 	struct tcp_listener tcp[LADDR_MAX];
 	struct udp_batch *batch;           /* receive/send buffers */
+
+	struct turn_service *turn;         /* the TURN relay of this worker */
 
 	struct stream_conn *conns;         /* list of open stream connections */
 	unsigned n_conns;

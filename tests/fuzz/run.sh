@@ -3,7 +3,7 @@
 # SECONDS (new inputs go to a scratch dir, the committed corpus is not touched).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=$1; secs=$2
+build=$(cd "$1" && pwd); secs=$2
 status=0
 for t in "$build"/fuzz_*; do
   [ -x "$t" ] || continue

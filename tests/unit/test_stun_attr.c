@@ -56,9 +56,9 @@ static void put_text(struct stun_builder *b)
 	stun_build_address_error(b, STUN_FAMILY_IPV6, STUN_ERR_ADDRESS_FAMILY, NULL);
 	stun_build_unknown(b, unk, 3);
 	stun_build_pw_algs(b, algs, 2);
-	p = stun_build_reserve(b, STUN_ATTR_PASSWORD_ALGORITHM, 4);
+	p = stun_build_reserve(b, STUN_ATTR_PASSWORD_ALGORITHM, 7);
 	if (p)
-		memcpy(p, "\x00\x02\x00\x00", 4);
+		memcpy(p, "\x00\x02\x00\x03xyz", 7); /* params padded by the attribute */
 	p = stun_build_reserve(b, STUN_ATTR_ICMP, 8);
 	if (p)
 		memcpy(p, "\x00\x00\x03\x04\x00\x00\x05\xdc", 8);
@@ -138,7 +138,7 @@ static void check_text(const struct stun_msg *m)
 	CU_ASSERT(bytes_eq(m->address_error.reason, "Address Family not Supported"));
 	CU_ASSERT(m->n_unknown_attrs == 3 && m->unknown_attrs[2] == 0x7000);
 	CU_ASSERT(m->n_pw_algs == 2 && m->pw_algs[1].alg == STUN_PWALG_SHA256);
-	CU_ASSERT(m->pw_alg.alg == STUN_PWALG_SHA256 && m->pw_alg.params.len == 0);
+	CU_ASSERT(m->pw_alg.alg == STUN_PWALG_SHA256 && m->pw_alg.params.len == 3);
 	CU_ASSERT(m->icmp_type == 3 && m->icmp_code == 4 && m->icmp_data == 1500);
 }
 

@@ -31,10 +31,12 @@ static struct turn_5tuple ft_of(uint16_t client_port)
 
 static int released;
 
+/* The hook may change the object (it closes sockets): the table must not
+ * depend on it afterwards. */
 static void on_release(struct turn_alloc *a, void *arg)
 {
-	(void)a;
 	(void)arg;
+	a->n_relayed = 0;
 	released++;
 }
 

@@ -1,0 +1,75 @@
+/* turn: the TURN relay of one worker (RFC 8656, RFC 6156): the request
+ * handlers (turn_methods.c), the packet path between clients and peers
+ * (turn_relay.c) and the per-process state they share (turn.c).
+ *
+ * The server core hands TURN traffic here: requests of the TURN methods,
+ * Send indications and ChannelData, each with the link it arrived on.
+ * Relayed data goes back to the client over that link: a UDP socket (sent
+ * here with sendmmsg) or a stream connection (through the link's ops). */
+#ifndef STUND_TURN_H
+#define STUND_TURN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "stun_msg.h"
+
+struct ev_loop;
+struct config;
+struct auth_ctx;
+struct peer_filter;
+
+/* How to reach a client: its 5-tuple and the socket or connection. */
+struct turn_link_ops {
+	/* Queue bytes on a stream connection (already framed and padded).
+	 * Returns 0, or < 0 when the connection cannot take them (dropped). */
+	int (*send)(void *conn, const struct iovec *iov, int iovcnt);
+};
+
+struct turn_link {
+	uint8_t proto;          /* IPPROTO_UDP, or IPPROTO_TCP for TCP and TLS */
+	int udp_fd;             /* UDP: the listening socket it arrived on */
+	const struct turn_link_ops *ops; /* streams */
+	void *conn;             /* streams: the connection (borrowed) */
+	stun_sockaddr client;   /* the client's (server-reflexive) address */
+	stun_sockaddr local;    /* the server address it arrived on */
+};
+
+/* Shared by all workers of a process: relayed ports, quotas, limits. */
+struct turn_shared;
+int turn_shared_new(const struct config *cfg, struct turn_shared **out, char *err,
+		    size_t errlen);
+void turn_shared_free(struct turn_shared *sh);
+
+/* Per worker. auth may be NULL (no authentication: RFC 8656 s7.2 item 1
+ * allows it only on a local network); filter may be NULL (no peer policy,
+ * tests only). All borrowed; swap them with turn_service_set_*. */
+struct turn_service;
+struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *sh,
+				      const struct config *cfg);
+void turn_service_free(struct turn_service *ts);
+void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth);
+void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f);
+
+/* Is this one of the methods handled here? */
+bool turn_method(uint16_t method);
+
+/* A request of a TURN method: writes the response into out and returns its
+ * length, or < 0 when no response is sent. */
+int turn_handle_request(struct turn_service *ts, const struct turn_link *link,
+			const struct stun_msg *req, uint8_t *out, size_t cap);
+/* A Send indication (s11.2). */
+void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
+		      const struct stun_msg *ind);
+/* A ChannelData message (s12.6): buf[0..len) as received. */
+void turn_handle_channel_data(struct turn_service *ts, const struct turn_link *link,
+			      const uint8_t *buf, size_t len);
+/* A stream connection closed: its allocation goes with it (s3.1). */
+void turn_link_closed(struct turn_service *ts, const struct turn_link *link);
+
+/* Prometheus text for this worker's TURN metrics; returns bytes written. */
+size_t turn_metrics_write(struct turn_service *ts, int worker, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,222 @@
+/* turn_dispatch: the TURN relay's seams with the server core. */
+#include "turn_dispatch.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "peer_filter.h"
+#include "turn.h"
+
+/* ---- process-wide ------------------------------------------------------ */
+
+static int setup_auth(struct stund_shared *sh, const struct config *cfg, char *err,
+		      size_t errlen)
+{
+	struct auth_cred *creds;
+	struct auth_params p = { 0 };
+	int r;
+
+	/* RFC 8656 s7.2 item 1: without credentials configured, no auth */
+	if (!cfg->n_users && !cfg->n_secrets)
+		return 0;
+	creds = calloc(cfg->n_users ? cfg->n_users : 1, sizeof(*creds));
+	if (!creds)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_users; i++)
+		creds[i] = (struct auth_cred){ cfg->users[i].name, cfg->users[i].password };
+	p.realm = cfg->realm;
+	p.creds = creds;
+	p.n_creds = cfg->n_users;
+	p.secrets = (const char *const *)cfg->secrets;
+	p.n_secrets = cfg->n_secrets;
+	r = auth_ctx_new(&p, &sh->turn_auth, err, errlen);
+	free(creds);
+	return r;
+}
+
+static struct peer_range *ranges_of(const struct cfg_ip_range *in, size_t n)
+{
+	struct peer_range *r = calloc(n ? n : 1, sizeof(*r));
+
+	for (size_t i = 0; r && i < n; i++) {
+		r[i].family = in[i].family;
+		memcpy(r[i].lo, in[i].lo, 16);
+		memcpy(r[i].hi, in[i].hi, 16);
+	}
+	return r;
+}
+
+/* The server's own addresses: every listening address with its port (so
+ * that with allow-loopback-peers only those ports are refused on
+ * loopback), each relay-ip likewise, external-ip whole. */
+static size_t self_addrs(const struct stund_shared *sh, const struct config *cfg,
+			 stun_sockaddr *out, size_t cap, bool *wildcard)
+{
+	size_t n = 0;
+
+	*wildcard = false;
+	for (int i = 0; i < sh->laddrs.n && n < cap; i++) {
+		out[n++] = sh->laddrs.a[i].addr;
+		*wildcard |= sh->laddrs.a[i].wildcard;
+	}
+	for (int i = 0; i < cfg->n_relay_ip && n < cap; i++) {
+		out[n] = cfg->relay_ip[i];
+		if (out[n].sa.sa_family == AF_INET)
+			out[n].in4.sin_port = htons(cfg->listening_port);
+		else
+			out[n].in6.sin6_port = htons(cfg->listening_port);
+		n++;
+	}
+	if (cfg->has_external_ip && n < cap)
+		out[n++] = cfg->external_ip;
+	return n;
+}
+
+static int setup_filter(struct stund_shared *sh, const struct config *cfg, char *err,
+			size_t errlen)
+{
+	stun_sockaddr self[LADDR_MAX + CFG_MAX_RELAY + 1];
+	struct peer_filter_params p = { 0 };
+	int r = -ENOMEM;
+
+	p.allow_loopback = cfg->allow_loopback_peers;
+	p.allowed_ranges = ranges_of(cfg->allowed_peer, cfg->n_allowed_peer);
+	p.n_allowed_ranges = cfg->n_allowed_peer;
+	p.denied_ranges = ranges_of(cfg->denied_peer, cfg->n_denied_peer);
+	p.n_denied_ranges = cfg->n_denied_peer;
+	p.self = self;
+	p.n_self = self_addrs(sh, cfg, self, sizeof(self) / sizeof(self[0]),
+			      &p.self_interfaces);
+	if (p.allowed_ranges && p.denied_ranges)
+		r = peer_filter_new(&p, &sh->turn_filter, err, errlen);
+	free((void *)p.allowed_ranges);
+	free((void *)p.denied_ranges);
+	return r;
+}
+
+int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
+			size_t errlen)
+{
+	int r = turn_shared_new(cfg, &sh->turn, err, errlen);
+
+	if (!r)
+		r = setup_auth(sh, cfg, err, errlen);
+	if (!r)
+		r = setup_filter(sh, cfg, err, errlen);
+	if (r)
+		turn_dispatch_teardown(sh);
+	return r;
+}
+
+void turn_dispatch_teardown(struct stund_shared *sh)
+{
+	turn_shared_free(sh->turn);
+	auth_ctx_free(sh->turn_auth);
+	peer_filter_free(sh->turn_filter);
+	sh->turn = NULL;
+	sh->turn_auth = NULL;
+	sh->turn_filter = NULL;
+}
+
+/* ---- per worker ---------------------------------------------------------- */
+
+int turn_dispatch_worker_start(struct worker *w)
+{
+	if (!w->shared->turn)
+		return 0;
+	w->turn = turn_service_new(w->loop, w->shared->turn, w->cfg);
+	if (!w->turn)
+		return -ENOMEM;
+	turn_service_set_auth(w->turn, w->shared->turn_auth);
+	turn_service_set_filter(w->turn, w->shared->turn_filter);
+	return 0;
+}
+
+void turn_dispatch_worker_free(struct worker *w)
+{
+	turn_service_free(w->turn);
+	w->turn = NULL;
+}
+
+/* ---- links ------------------------------------------------------------------ */
+
+static int stream_send(void *conn, const struct iovec *iov, int iovcnt)
+{
+	int r = 0;
+
+	for (int i = 0; i < iovcnt && !r; i++)
+		r = stream_conn_send(conn, iov[i].iov_base, iov[i].iov_len);
+	return r;
+}
+
+static const struct turn_link_ops stream_ops = { stream_send };
+
+/* The 5-tuple and the way back. TLS and DTLS links are not wired yet. */
+static int link_of(struct worker *w, const struct stun_in *in, struct turn_link *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->client = *in->peer;
+	l->local = w->shared->laddrs.a[in->laddr].addr;
+	l->udp_fd = -1;
+	switch (in->tp) {
+	case TP_UDP:
+		l->proto = IPPROTO_UDP;
+		l->udp_fd = w->udp[in->laddr].fd;
+		return 0;
+	case TP_TCP:
+		l->proto = IPPROTO_TCP;
+		l->ops = &stream_ops;
+		l->conn = in->conn;
+		return 0;
+	default:
+		return -EPROTONOSUPPORT;
+	}
+}
+
+void turn_dispatch_request(struct worker *w, const struct stun_msg *m,
+			   const struct stun_in *in, struct stun_out *out)
+{
+	struct turn_link link;
+	int len;
+
+	if (!w->turn || link_of(w, in, &link)) {
+		dispatch_error(w, m, out, STUN_ERR_UNSUPPORTED_TRANSPORT,
+			       "TURN is not offered on this transport");
+		return;
+	}
+	len = turn_handle_request(w->turn, &link, m, out->buf, out->cap);
+	out->len = len > 0 ? (size_t)len : 0;
+	/* TURN answers are small and, but for the 401 challenge, signed */
+	out->authenticated = true;
+}
+
+void turn_dispatch_send(struct worker *w, const struct stun_msg *m, const struct stun_in *in)
+{
+	struct turn_link link;
+
+	if (w->turn && !link_of(w, in, &link))
+		turn_handle_send(w->turn, &link, m);
+}
+
+void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in)
+{
+	struct turn_link link;
+
+	if (w->turn && !link_of(w, in, &link))
+		turn_handle_channel_data(w->turn, &link, in->buf, in->len);
+}
+
+void turn_dispatch_conn_closed(struct stream_conn *c)
+{
+	struct worker *w = c->w;
+	struct stun_in in = { .peer = &c->peer, .laddr = c->laddr, .tp = TP_TCP, .conn = c };
+	struct turn_link link;
+
+	if (w->turn && !link_of(w, &in, &link))
+		turn_link_closed(w->turn, &link);
+}

@@ -1,0 +1,33 @@
+/* turn_dispatch: where the TURN relay (turn.h) plugs into the server core:
+ * the process-wide pieces it needs (relay ports and quotas, the
+ * authentication context, the peer filter), the worker's turn_service, the
+ * method rows of dispatch.c, ChannelData from the listeners, and stream
+ * connections closing. */
+#ifndef STUND_TURN_DISPATCH_H
+#define STUND_TURN_DISPATCH_H
+
+#include "dispatch.h"
+#include "listener.h"
+#include "worker.h"
+
+/* Main thread, before the workers start / after they stopped. */
+int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
+			size_t errlen);
+void turn_dispatch_teardown(struct stund_shared *sh);
+
+/* Worker: after its loop exists / before it is destroyed. */
+int turn_dispatch_worker_start(struct worker *w);
+void turn_dispatch_worker_free(struct worker *w);
+
+/* Method rows (dispatch.c). */
+void turn_dispatch_request(struct worker *w, const struct stun_msg *m,
+			   const struct stun_in *in, struct stun_out *out);
+void turn_dispatch_send(struct worker *w, const struct stun_msg *m, const struct stun_in *in);
+
+/* ChannelData from a listener (the first byte said 0x40-0x4F). */
+void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in);
+
+/* A stream connection is closing: its allocation goes too. */
+void turn_dispatch_conn_closed(struct stream_conn *c);
+
+#endif
