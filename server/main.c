@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "turn.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 #include "metrics.h"
 #include "worker.h"
@@ -172,6 +173,11 @@ static int serve(struct stund *s)
 		log_msg(LOG_ERROR, "cannot set up the TURN relay: %s", err);
 		return r;
 	}
+	r = rdv_service_setup(&s->shared, s->cfg, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "cannot set up the rendezvous: %s", err);
+		return r;
+	}
 	r = start_workers(s);
 	if (r)
 		return r;
@@ -205,6 +211,7 @@ static void shutdown_all(struct stund *s)
 	for (int i = 0; i < s->n_workers; i++)
 		worker_free(s->workers[i]);
 	turn_dispatch_teardown(&s->shared);
+	rdv_service_teardown(&s->shared);
 	metrics_http_stop(s->http);
 	if (s->loop) {
 		ev_signal_stop(s->loop, &s->sighup);

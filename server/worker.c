@@ -11,6 +11,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 
 #define DRAIN_TIMEOUT 5.0 /* seconds SIGTERM waits for connections to flush */
@@ -259,6 +260,8 @@ int worker_start(struct worker *w)
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
 	r = turn_dispatch_worker_start(w);
+	if (!r)
+		r = rdv_service_worker_start(w);
 	if (r)
 		return r;
 	for (int i = 0; i < LADDR_MAX; i++) {
@@ -309,6 +312,7 @@ void worker_free(struct worker *w)
 	config_put(w->cfg);
 	udp_batch_free(w->batch);
 	turn_dispatch_worker_free(w);
+	rdv_service_worker_free(w);
 	if (w->loop)
 		ev_loop_destroy(w->loop);
 	free(w);

@@ -46,7 +46,8 @@ struct stund_shared {
 	uint32_t conns;
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
 	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
-	struct peer_filter *turn_filter;          /* open stream connections, all workers (atomic) */
+	struct peer_filter *turn_filter;
+	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */          /* open stream connections, all workers (atomic) */
 };
 
 struct udp_listener {
@@ -68,6 +69,8 @@ struct turn_shared;
 struct turn_service;
 struct auth_ctx;
 struct peer_filter;
+struct rdv_service;
+struct rdv_worker;
 
 struct udp_batch;
 
@@ -92,6 +95,7 @@ struct worker {
 	struct udp_batch *batch;           /* receive/send buffers */
 
 	struct turn_service *turn;         /* the TURN relay of this worker */
+	struct rdv_worker *rdv;            /* rendezvous: pending connects, mailbox */
 
 	struct stream_conn *conns;         /* list of open stream connections */
 	unsigned n_conns;
