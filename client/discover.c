@@ -423,8 +423,11 @@ int discover_run(struct ev_loop *loop, const struct discover_opts *o,
 	if (err < 0 || p1.status != STUN_TXN_SUCCESS || !p1.have_mapped) {
 		*why = p1.status == STUN_TXN_SUCCESS ? "the server's answer has no mapped address"
 			: p1.status == STUN_TXN_ERROR_RESP ? "the server refused the Binding request"
+			: p1.status == STUN_TXN_UNREACHABLE ? "the server is unreachable (ICMP "
+							      "port unreachable: nothing listens there)"
 			: "no answer from the server (is it running, is UDP blocked?)";
-		err = err < 0 ? err : p1.status == STUN_TXN_TIMEOUT ? -ETIMEDOUT : -EPROTO;
+		err = err < 0 ? err : p1.status == STUN_TXN_TIMEOUT ? -ETIMEDOUT
+		      : p1.status == STUN_TXN_UNREACHABLE ? -EHOSTUNREACH : -EPROTO;
 		goto out;
 	}
 	r->public_addr = p1.mapped;

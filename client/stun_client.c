@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 
 #include <mbedtls/base64.h>
 
@@ -90,6 +92,7 @@ const char *stun_txn_status_str(enum stun_txn_status s)
 	case STUN_TXN_INTEGRITY: return "responses failed the integrity check";
 	case STUN_TXN_AUTH_FAILED: return "authentication failed (wrong user or password?)";
 	case STUN_TXN_SEND_FAILED: return "could not send";
+	case STUN_TXN_UNREACHABLE: return "unreachable (ICMP error)";
 	case STUN_TXN_CANCELLED: return "cancelled";
 	}
 	return "?";
@@ -489,6 +492,56 @@ static void client_input(struct stun_client *c, size_t len, const stun_sockaddr 
 		c->other(c, c->rbuf, len, from, is_stun ? &m : NULL, c->other_arg);
 }
 
+/* RFC 8489 s6.2.1: "A STUN transaction over UDP is also considered failed
+ * if there has been a hard ICMP error". IP_RECVERR queues them with the
+ * destination the failed datagram went to. */
+static bool icmp_is_hard(const struct sock_extended_err *ee)
+{
+	if (ee->ee_origin == SO_EE_ORIGIN_ICMP)
+		return ee->ee_type == 3; /* destination unreachable */
+	if (ee->ee_origin == SO_EE_ORIGIN_ICMP6)
+		return ee->ee_type == 1;
+	return false;
+}
+
+static void icmp_fail(struct stun_client *c, const stun_sockaddr *dest)
+{
+	struct stun_txn *t = c->txns, *next;
+
+	for (; t && !c->dead; t = next) {
+		next = t->next;
+		if (!stun_sockaddr_equal(&t->req.dest, dest))
+			continue;
+		vlog(c, "%s: ICMP unreachable", stun_method_name(t->req.method));
+		txn_fail(t, STUN_TXN_UNREACHABLE, ECONNREFUSED);
+		next = c->txns; /* the callback may have changed the list */
+	}
+}
+
+static void read_errqueue(struct stun_client *c)
+{
+	for (int i = 0; i < RECV_BATCH && !c->dead; i++) {
+		stun_sockaddr dest;
+		uint8_t control[512];
+		char dummy[64];
+		struct iovec iov = { dummy, sizeof(dummy) };
+		struct msghdr mh = { .msg_name = &dest, .msg_namelen = sizeof(dest),
+				     .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = control, .msg_controllen = sizeof(control) };
+		if (recvmsg(c->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			bool v4 = cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR;
+			bool v6 = cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR;
+			if (!v4 && !v6)
+				continue;
+			c->stats.rx_icmp++;
+			if (icmp_is_hard((const struct sock_extended_err *)CMSG_DATA(cm)))
+				icmp_fail(c, &dest);
+		}
+	}
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stun_client *c = w->data;
@@ -502,7 +555,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n = recvfrom(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT, &from.sa, &fl);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				c->stats.rx_malformed++; /* ICMP errors surface here */
+				read_errqueue(c);
 			break;
 		}
 		client_input(c, (size_t)n, &from);
@@ -533,6 +586,11 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		err = -errno;
 		goto out_close;
 	}
+	int on = 1;
+	if (bind_addr->sa.sa_family == AF_INET6)
+		setsockopt(c->fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on));
+	else
+		setsockopt(c->fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
 	c->loop = loop;
 	c->rto = STUN_RTO_DEFAULT;
 	ev_io_init(&c->io, io_cb, c->fd, EV_READ);

@@ -57,6 +57,7 @@ enum stun_txn_status {
 	STUN_TXN_INTEGRITY,     /* only responses failing integrity came back */
 	STUN_TXN_AUTH_FAILED,   /* 401 again with the credentials we have */
 	STUN_TXN_SEND_FAILED,   /* sendto() failed (errno in sys_err) */
+	STUN_TXN_UNREACHABLE,   /* a hard ICMP error for the destination */
 	STUN_TXN_CANCELLED,     /* stun_client_cancel() or stun_client_free() */
 };
 
@@ -96,6 +97,7 @@ struct stun_request {
 struct stun_client_stats {
 	uint64_t tx_requests, retransmits, rx_responses, rx_other;
 	uint64_t rx_unmatched, rx_bad_integrity, rx_malformed, timeouts;
+	uint64_t rx_icmp;
 };
 
 /* Open a UDP socket bound to bind_addr (port 0: the kernel picks). */

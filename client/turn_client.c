@@ -54,6 +54,7 @@ const char *turn_client_strerror(int status)
 	switch (status) {
 	case 0: return "ok";
 	case -ETIMEDOUT: return "no answer from the TURN server";
+	case -EHOSTUNREACH: return "the TURN server is unreachable (ICMP error: nothing listens there?)";
 	case -EACCES: return "the server rejected the user name or password";
 	case -EBADMSG: return "the server's answers failed the integrity check (wrong password?)";
 	case -EPROTO: return "malformed answer from the TURN server";
@@ -71,6 +72,7 @@ static int txn_status(const struct stun_txn_result *r)
 	case STUN_TXN_INTEGRITY: return -EBADMSG;
 	case STUN_TXN_AUTH_FAILED: return -EACCES;
 	case STUN_TXN_SEND_FAILED: return r->sys_err ? -r->sys_err : -EIO;
+	case STUN_TXN_UNREACHABLE: return -EHOSTUNREACH;
 	case STUN_TXN_CANCELLED: return -ECANCELED;
 	}
 	return -EPROTO;

@@ -452,45 +452,49 @@ static void enc_scalar(struct stun_builder *b, const struct stun_attr_def *d, co
 	}
 }
 
+/* The kinds with a layout of their own; false for the plain ones. */
+static bool enc_special(struct stun_builder *b, const struct stun_msg *m,
+			const struct stun_attr_def *d, const void *f)
+{
+	switch (d->kind) {
+	case STUN_AK_ERROR:
+	case STUN_AK_ADDR_ERROR:
+		enc_text(b, d, f);
+		return true;
+	case STUN_AK_UNKNOWN:
+		stun_build_unknown(b, m->unknown_attrs, m->n_unknown_attrs);
+		return true;
+	case STUN_AK_PW_ALGS:
+		enc_pw_algs(b, m);
+		return true;
+	case STUN_AK_PW_ALG:
+		enc_pw_alg(b, d->type, &m->pw_alg);
+		return true;
+	case STUN_AK_ICMP:
+		enc_icmp(b, m);
+		return true;
+	}
+	return false;
+}
+
 void stun_attr_encode(struct stun_builder *b, const struct stun_msg *m, uint16_t type)
 {
 	const struct stun_attr_def *d = stun_attr_find(type);
+	const struct stun_bytes *v;
 	const void *f;
 
 	if (!d || !stun_msg_has(m, type))
 		return;
 	f = (const uint8_t *)m + d->off;
-	switch (d->kind) {
-	case STUN_AK_ADDR:
+	v = f;
+	if (d->kind == STUN_AK_ADDR)
 		stun_build_addr(b, type, f);
-		break;
-	case STUN_AK_XADDR:
+	else if (d->kind == STUN_AK_XADDR)
 		stun_build_xor_addr(b, type, f);
-		break;
-	case STUN_AK_XADDR_LIST:
+	else if (d->kind == STUN_AK_XADDR_LIST)
 		enc_list(b, m, d);
-		break;
-	case STUN_AK_BYTES:
-		stun_build_bytes(b, type, ((const struct stun_bytes *)f)->p,
-				 ((const struct stun_bytes *)f)->len);
-		break;
-	case STUN_AK_ERROR:
-	case STUN_AK_ADDR_ERROR:
-		enc_text(b, d, f);
-		break;
-	case STUN_AK_UNKNOWN:
-		stun_build_unknown(b, m->unknown_attrs, m->n_unknown_attrs);
-		break;
-	case STUN_AK_PW_ALGS:
-		enc_pw_algs(b, m);
-		break;
-	case STUN_AK_PW_ALG:
-		enc_pw_alg(b, type, &m->pw_alg);
-		break;
-	case STUN_AK_ICMP:
-		enc_icmp(b, m);
-		break;
-	default:
+	else if (d->kind == STUN_AK_BYTES)
+		stun_build_bytes(b, type, v->p, v->len);
+	else if (!enc_special(b, m, d, f))
 		enc_scalar(b, d, f);
-	}
 }

@@ -286,32 +286,38 @@ const char *stun_attr_name(uint16_t type)
 	return d ? d->name : "unknown-attribute";
 }
 
+/* Indexed by -err (enum stun_err). */
+static const char *const err_names[] = {
+	[-STUN_OK] = "ok",
+	[-STUN_E_SHORT] = "message too short",
+	[-STUN_E_NOT_STUN] = "not a STUN message (top bits set)",
+	[-STUN_E_LENGTH] = "bad length field",
+	[-STUN_E_COOKIE] = "magic cookie missing",
+	[-STUN_E_ATTR_OVERRUN] = "attribute runs past the message end",
+	[-STUN_E_ATTR_LENGTH] = "attribute length out of bounds",
+	[-STUN_E_ATTR_VALUE] = "attribute value malformed",
+	[-STUN_E_AFTER_INTEGRITY] = "attribute after MESSAGE-INTEGRITY",
+	[-STUN_E_AFTER_FINGERPRINT] = "attribute after FINGERPRINT",
+	[-STUN_E_DUPLICATE] = "duplicate integrity or fingerprint attribute",
+	[-STUN_E_TOO_MANY] = "too many repeated attributes",
+	[-STUN_E_FINGERPRINT] = "FINGERPRINT mismatch",
+	[-STUN_E_INTEGRITY] = "MESSAGE-INTEGRITY mismatch",
+	[-STUN_E_NO_INTEGRITY] = "no MESSAGE-INTEGRITY",
+	[-STUN_E_NOSPACE] = "buffer too small",
+	[-STUN_E_ARG] = "bad argument",
+	[-STUN_E_STALE] = "stale nonce or credential",
+	[-STUN_E_CRYPTO] = "crypto library failure",
+	[-STUN_E_SASLPREP] = "string rejected by SASLprep",
+	[-STUN_E_CHANNEL] = "channel number out of range",
+};
+
 const char *stun_strerror(int err)
 {
-	switch (err) {
-	case STUN_OK: return "ok";
-	case STUN_E_SHORT: return "message too short";
-	case STUN_E_NOT_STUN: return "not a STUN message (top bits set)";
-	case STUN_E_LENGTH: return "bad length field";
-	case STUN_E_COOKIE: return "magic cookie missing";
-	case STUN_E_ATTR_OVERRUN: return "attribute runs past the message end";
-	case STUN_E_ATTR_LENGTH: return "attribute length out of bounds";
-	case STUN_E_ATTR_VALUE: return "attribute value malformed";
-	case STUN_E_AFTER_INTEGRITY: return "attribute after MESSAGE-INTEGRITY";
-	case STUN_E_AFTER_FINGERPRINT: return "attribute after FINGERPRINT";
-	case STUN_E_DUPLICATE: return "duplicate integrity or fingerprint attribute";
-	case STUN_E_TOO_MANY: return "too many repeated attributes";
-	case STUN_E_FINGERPRINT: return "FINGERPRINT mismatch";
-	case STUN_E_INTEGRITY: return "MESSAGE-INTEGRITY mismatch";
-	case STUN_E_NO_INTEGRITY: return "no MESSAGE-INTEGRITY";
-	case STUN_E_NOSPACE: return "buffer too small";
-	case STUN_E_ARG: return "bad argument";
-	case STUN_E_STALE: return "stale nonce or credential";
-	case STUN_E_CRYPTO: return "crypto library failure";
-	case STUN_E_SASLPREP: return "string rejected by SASLprep";
-	case STUN_E_CHANNEL: return "channel number out of range";
-	}
-	return "unknown error";
+	size_t i = (size_t)-(long)err;
+
+	if (err > 0 || i >= sizeof(err_names) / sizeof(err_names[0]) || !err_names[i])
+		return "unknown error";
+	return err_names[i];
 }
 
 struct reason_row {

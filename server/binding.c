@@ -123,16 +123,20 @@ static void build_modern(struct worker *w, struct stun_builder *b, const struct 
 	const struct laddr *here = laddr_at(w, in->laddr);
 	const struct laddr *from = laddr_at(w, p->from);
 	const struct laddr *other = laddr_at(w, here ? here->alt_both : -1);
+	const stun_sockaddr *origin = from && !from->wildcard ? &from->addr : NULL;
 	bool alt = have_alternate(w, in);
 
+	/* A wildcard socket answers from the address the request reached. */
+	if (from && from->wildcard && p->from == in->laddr && in->local)
+		origin = in->local;
 	/* RFC 8489 s14.2 */
 	stun_build_xor_addr(b, STUN_ATTR_XOR_MAPPED_ADDRESS, in->peer);
 	/* RFC 5780 s6.1: both MAPPED-ADDRESS and XOR-MAPPED-ADDRESS. */
 	if (alt || p->rfc5780)
 		stun_build_addr(b, STUN_ATTR_MAPPED_ADDRESS, in->peer);
 	/* s6.1: RESPONSE-ORIGIN, the address the response is sent from. */
-	if (from && !from->wildcard)
-		stun_build_addr(b, STUN_ATTR_RESPONSE_ORIGIN, &from->addr);
+	if (origin)
+		stun_build_addr(b, STUN_ATTR_RESPONSE_ORIGIN, origin);
 	/* s7.4: OTHER-ADDRESS only with a second IP address: Ca:Cp. */
 	if (alt && other)
 		stun_build_addr(b, STUN_ATTR_OTHER_ADDRESS, &other->addr);

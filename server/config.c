@@ -535,6 +535,9 @@ static const struct key keys[] = {
 	  "none", "TLS/DTLS private key (PEM). Reloaded on SIGHUP." },
 	{ "allow-loopback-peers", K_FLAG, false, false, set_bool, OFF(allow_loopback_peers), 0, 0, BOOLV,
 	  "off", "Allow TURN peers on 127.0.0.0/8 and ::1." },
+	{ "rfc5766-channels", K_FLAG, false, false, set_bool, OFF(rfc5766_channels), 0, 0, BOOLV,
+	  "off", "Also accept the RFC 5766 channel numbers 0x5000-0x7FFF, which RFC 8656 s12 "
+	  "reserves (coturn's clients pick them)." },
 	{ "denied-peer-ip", K_VALUE, true, false, set_peer_range, 0, 0, 0,
 	  "an IP, a range IP-IP or a prefix IP/LEN", "none", "Peer addresses TURN refuses (repeatable)." },
 	{ "allowed-peer-ip", K_VALUE, true, false, set_peer_range, 0, 0, 0,

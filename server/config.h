@@ -55,6 +55,7 @@ struct config {
 	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited */
 	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
 	bool allow_loopback_peers;
+	bool rfc5766_channels;            /* also accept channels 0x5000-0x7FFF */
 	struct cfg_ip_range *denied_peer; size_t n_denied_peer;
 	struct cfg_ip_range *allowed_peer; size_t n_allowed_peer;
 

@@ -29,6 +29,8 @@ struct stun_in {
 	int laddr;                  /* where it arrived: index in the laddr set */
 	enum transport tp;
 	struct stream_conn *conn;   /* TCP/TLS: the connection; NULL otherwise */
+	const stun_sockaddr *local; /* the exact local address (wildcard sockets,
+				     * from IP_PKTINFO); NULL: the laddr's */
 };
 
 struct stun_out {

@@ -9,6 +9,7 @@
 #ifndef STUND_LISTENER_H
 #define STUND_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,7 @@ void udp_batch_free(struct udp_batch *b);
 struct stream_rx {
 	uint8_t *buf;
 	size_t len, cap;
+	bool rfc5766_channels; /* frame 0x50-0x7F as ChannelData too */
 };
 /* on_frame returns 0 to go on, non-zero to stop (connection closing).
  * Returns 0, the callback's non-zero value, or a negative code for bytes
@@ -55,6 +57,7 @@ struct stream_conn {
 	struct worker *w;
 	int fd;
 	stun_sockaddr peer;
+	stun_sockaddr local;     /* getsockname(): exact even on a wildcard listener */
 	int laddr;
 	ev_io rio, wio;
 	ev_timer idle;

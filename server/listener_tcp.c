@@ -34,15 +34,31 @@ static int rx_reserve(struct stream_rx *rx, size_t need)
 	return 0;
 }
 
+/* The frame length; with rfc5766-channels the channel numbers
+ * 0x5000-0x7FFF are framed like ChannelData (RFC 8656 s12.5). */
+static int frame_len(const struct stream_rx *rx, const uint8_t *buf, size_t avail,
+		     size_t *flen)
+{
+	int r = turn_stream_frame_len(buf, avail, flen);
+
+	if (r != STUN_E_CHANNEL || !rx->rfc5766_channels)
+		return r;
+	if (avail < TURN_CHANNEL_HDR_LEN)
+		return STUN_E_SHORT;
+	*flen = TURN_CHANNEL_HDR_LEN + ((((size_t)buf[2] << 8 | buf[3]) + 3) & ~(size_t)3);
+	return 0;
+}
+
 /* Deliver every whole frame at the start of buf[0..len); returns bytes
  * consumed, or a negative code. */
-static long deliver(const uint8_t *buf, size_t len, stream_frame_fn on_frame, void *arg, int *stop)
+static long deliver(const struct stream_rx *rx, const uint8_t *buf, size_t len,
+		    stream_frame_fn on_frame, void *arg, int *stop)
 {
 	size_t off = 0, flen;
 	int r;
 
 	while (off < len) {
-		r = turn_stream_frame_len(buf + off, len - off, &flen);
+		r = frame_len(rx, buf + off, len - off, &flen);
 		if (r == STUN_E_SHORT)
 			break;
 		if (r)
@@ -67,7 +83,7 @@ int stream_rx_feed(struct stream_rx *rx, const uint8_t *data, size_t n,
 
 	/* Fast path: nothing buffered, frames straight from the caller's bytes. */
 	if (!rx->len) {
-		used = deliver(data, n, on_frame, arg, &stop);
+		used = deliver(rx, data, n, on_frame, arg, &stop);
 		if (used < 0)
 			return (int)used;
 		data += used;
@@ -79,7 +95,7 @@ int stream_rx_feed(struct stream_rx *rx, const uint8_t *data, size_t n,
 		return -ENOMEM;
 	memcpy(rx->buf + rx->len, data, n);
 	rx->len += n;
-	used = deliver(rx->buf, rx->len, on_frame, arg, &stop);
+	used = deliver(rx, rx->buf, rx->len, on_frame, arg, &stop);
 	if (used < 0)
 		return (int)used;
 	if (stop)
@@ -195,7 +211,8 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 	struct stream_conn *c = arg;
 	struct worker *w = c->w;
 	uint8_t resp[UDP_BUF];
-	struct stun_in in = { frame, len, &c->peer, c->laddr, TP_TCP, c };
+	struct stun_in in = { .buf = frame, .len = len, .peer = &c->peer, .laddr = c->laddr,
+			      .tp = TP_TCP, .conn = c, .local = &c->local };
 	struct stun_out out = { .buf = resp, .cap = sizeof(resp) };
 
 	METRIC_INC(w->metrics.rx_packets);
@@ -259,6 +276,7 @@ static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
 {
 	struct worker *w = t->w;
 	struct stream_conn *c = calloc(1, sizeof(*c));
+	socklen_t len;
 
 	if (!c) {
 		close(fd);
@@ -268,11 +286,15 @@ static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
 	c->fd = fd;
 	c->peer = *peer;
 	c->laddr = t->laddr;
+	len = sizeof(c->local);
+	if (getsockname(fd, &c->local.sa, &len))
+		c->local = w->shared->laddrs.a[t->laddr].addr;
 	ev_io_init(&c->rio, conn_readable, fd, EV_READ);
 	ev_io_init(&c->wio, conn_writable, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
 	ev_init(&c->idle, conn_idle);
 	c->idle.repeat = w->cfg->idle_timeout;
+	c->rx.rfc5766_channels = w->cfg->rfc5766_channels;
 	c->idle.data = c;
 	c->next = w->conns;
 	if (w->conns)

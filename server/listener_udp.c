@@ -4,6 +4,8 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,16 +14,22 @@
 #include "log.h"
 #include "turn_dispatch.h"
 
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
+#define PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+
 struct udp_batch {
 	struct mmsghdr rx[UDP_BATCH];
 	struct iovec rx_iov[UDP_BATCH];
 	stun_sockaddr rx_addr[UDP_BATCH];
+	stun_sockaddr rx_local[UDP_BATCH];
+	uint8_t rx_ctl[UDP_BATCH][PKTINFO_SPACE] __attribute__((aligned(8)));
 	uint8_t rx_buf[UDP_BATCH][UDP_BUF];
 
 	struct mmsghdr tx[UDP_BATCH];
 	struct iovec tx_iov[UDP_BATCH];
 	stun_sockaddr tx_addr[UDP_BATCH];
 	int tx_fd[UDP_BATCH];
+	uint8_t tx_ctl[UDP_BATCH][PKTINFO_SPACE] __attribute__((aligned(8)));
 	uint8_t tx_buf[UDP_BATCH][UDP_BUF];
 	unsigned n_tx;
 };
@@ -44,7 +52,7 @@ void udp_batch_free(struct udp_batch *b)
 	free(b);
 }
 
-static void rx_prepare(struct udp_batch *b)
+static void rx_prepare(struct udp_batch *b, bool pktinfo)
 {
 	for (int i = 0; i < UDP_BATCH; i++) {
 		struct msghdr *h = &b->rx[i].msg_hdr;
@@ -54,7 +62,66 @@ static void rx_prepare(struct udp_batch *b)
 		h->msg_namelen = sizeof(b->rx_addr[i]);
 		h->msg_iov = &b->rx_iov[i];
 		h->msg_iovlen = 1;
+		if (pktinfo) {
+			h->msg_control = b->rx_ctl[i];
+			h->msg_controllen = PKTINFO_SPACE;
+		}
 	}
+}
+
+/* The local address a datagram reached (wildcard sockets), or NULL. */
+static const stun_sockaddr *rx_local(struct udp_batch *b, int i, const stun_sockaddr *bound)
+{
+	struct msghdr *h = &b->rx[i].msg_hdr;
+	stun_sockaddr *l = &b->rx_local[i];
+
+	*l = *bound;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			l->in4.sin_addr = pi.ipi_addr;
+			return l;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			l->in6.sin6_addr = pi.ipi6_addr;
+			return l;
+		}
+	}
+	return NULL;
+}
+
+/* Answer from the address the request reached (RFC 8489 s6.3.1.2: the
+ * response goes from the transport address the request was received on). */
+static void tx_set_source(struct msghdr *h, uint8_t *ctl, const stun_sockaddr *local)
+{
+	struct cmsghdr *c;
+
+	memset(ctl, 0, PKTINFO_SPACE);
+	h->msg_control = ctl;
+	if (local->sa.sa_family == AF_INET) {
+		struct in_pktinfo pi = { .ipi_spec_dst = local->in4.sin_addr };
+
+		h->msg_controllen = CMSG_SPACE(sizeof(pi));
+		c = CMSG_FIRSTHDR(h);
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		return;
+	}
+	struct in6_pktinfo pi6 = { .ipi6_addr = local->in6.sin6_addr };
+
+	h->msg_controllen = CMSG_SPACE(sizeof(pi6));
+	c = CMSG_FIRSTHDR(h);
+	c->cmsg_level = IPPROTO_IPV6;
+	c->cmsg_type = IPV6_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(pi6));
+	memcpy(CMSG_DATA(c), &pi6, sizeof(pi6));
 }
 
 /* Send queued responses: one sendmmsg per run of the same socket. */
@@ -83,7 +150,8 @@ static void tx_flush(struct worker *w, struct udp_batch *b)
 	b->n_tx = 0;
 }
 
-static void tx_queue(struct worker *w, struct udp_batch *b, const struct stun_out *out)
+static void tx_queue(struct worker *w, struct udp_batch *b, const struct stun_out *out,
+		     const stun_sockaddr *local)
 {
 	unsigned i = b->n_tx++;
 	struct msghdr *h = &b->tx[i].msg_hdr;
@@ -97,6 +165,8 @@ static void tx_queue(struct worker *w, struct udp_batch *b, const struct stun_ou
 	h->msg_namelen = stun_sockaddr_len(&out->to);
 	h->msg_iov = &b->tx_iov[i];
 	h->msg_iovlen = 1;
+	if (local)
+		tx_set_source(h, b->tx_ctl[i], local);
 }
 
 static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
@@ -105,7 +175,10 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 	struct msghdr *h = &b->rx[i].msg_hdr;
 	size_t len = b->rx[i].msg_len;
 	const uint8_t *buf = b->rx_buf[i];
-	struct stun_in in = { buf, len, &b->rx_addr[i], u->laddr, TP_UDP, NULL };
+	const struct laddr *la = &w->shared->laddrs.a[u->laddr];
+	const stun_sockaddr *local = la->wildcard ? rx_local(b, i, &la->addr) : NULL;
+	struct stun_in in = { .buf = buf, .len = len, .peer = &b->rx_addr[i], .laddr = u->laddr,
+			      .tp = TP_UDP, .local = local };
 	struct stun_out out = { .buf = b->tx_buf[b->n_tx], .cap = UDP_BUF };
 
 	METRIC_INC(w->metrics.rx_packets);
@@ -118,17 +191,24 @@ static void handle_datagram(struct udp_listener *u, struct udp_batch *b, int i)
 	case STUN_DEMUX_STUN:
 		dispatch_stun(w, &in, &out);
 		if (out.len)
-			tx_queue(w, b, &out);
+			tx_queue(w, b, &out, out.from == u->laddr ? local : NULL);
 		return;
 	case STUN_DEMUX_CHANNEL:
 		turn_dispatch_channel_data(w, &in);
 		return;
 	default:
+		if (turn_dispatch_legacy_channel(w, &in))
+			return;
 		metrics_drop(&w->metrics, DROP_NOT_STUN);
 		log_peer(LOG_INFO, &b->rx_addr[i].sa, "udp: dropped (not_stun: first byte 0x%02x)",
 			 len ? buf[0] : 0);
 		return;
 	}
+}
+
+static bool w_wildcard(const struct udp_listener *u)
+{
+	return u->w->shared->laddrs.a[u->laddr].wildcard;
 }
 
 static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
@@ -140,7 +220,7 @@ static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
 	(void)loop;
 	(void)revents;
 	/* One batch per wakeup keeps the loop fair between sockets. */
-	rx_prepare(b);
+	rx_prepare(b, w_wildcard(u));
 	n = recvmmsg(u->fd, b->rx, UDP_BATCH, MSG_DONTWAIT, NULL);
 	if (n <= 0)
 		return;
@@ -152,10 +232,25 @@ static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
 int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,
 		      char *err, size_t errlen)
 {
+	const struct laddr *la = &w->shared->laddrs.a[laddr];
+	int one = 1;
+
 	u->w = w;
 	u->laddr = laddr;
-	u->fd = worker_socket(SOCK_DGRAM, &w->shared->laddrs.a[laddr].addr, err, errlen);
-	return u->fd < 0 ? u->fd : 0;
+	u->fd = worker_socket(SOCK_DGRAM, &la->addr, err, errlen);
+	if (u->fd < 0)
+		return u->fd;
+	/* A wildcard socket learns each datagram's local address. */
+	if (la->wildcard &&
+	    (la->addr.sa.sa_family == AF_INET
+		     ? setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+		     : setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)))) {
+		snprintf(err, errlen, "udp: PKTINFO: %s", strerror(errno));
+		close(u->fd);
+		u->fd = -1;
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void udp_listener_start(struct udp_listener *u)

@@ -18,6 +18,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
  * by every thread. */
 static int log_fd = STDERR_FILENO;
 static int log_level = LOG_INFO;
+static int log_to_file; /* log_fd is a file, not stderr */
 
 int log_level_parse(const char *s)
 {
@@ -41,22 +42,36 @@ static int is_stderr_path(const char *path)
 	return !path || !*path || !strcmp(path, "-") || !strcmp(path, "stderr");
 }
 
+/* The fd number writers use never changes once a file was opened: a new
+ * destination is dup2()ed onto it, so a thread writing while the main
+ * thread reopens can never hit a closed (or reused) descriptor. */
 int log_open(int level, const char *path)
 {
-	int fd = STDERR_FILENO;
-	int old;
+	int fd, cur = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
 
-	if (!is_stderr_path(path)) {
-		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd < 0)
+	if (is_stderr_path(path)) {
+		if (cur != STDERR_FILENO && dup2(STDERR_FILENO, cur) < 0)
 			return -errno;
+		__atomic_store_n(&log_to_file, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+		return 0;
 	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	if (cur == STDERR_FILENO) {
+		__atomic_store_n(&log_fd, fd, __ATOMIC_RELEASE);
+	} else {
+		if (dup3(fd, cur, O_CLOEXEC) < 0) {
+			int r = -errno;
+
+			close(fd);
+			return r;
+		}
+		close(fd);
+	}
+	__atomic_store_n(&log_to_file, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
-	old = __atomic_exchange_n(&log_fd, fd, __ATOMIC_ACQ_REL);
-	/* A thread may still be writing to the old fd; closing it only makes
-	 * that one write fail, which a logger may lose. */
-	if (old != STDERR_FILENO)
-		close(old);
 	return 0;
 }
 
@@ -64,6 +79,7 @@ void log_close(void)
 {
 	int old = __atomic_exchange_n(&log_fd, STDERR_FILENO, __ATOMIC_ACQ_REL);
 
+	__atomic_store_n(&log_to_file, 0, __ATOMIC_RELEASE);
 	if (old != STDERR_FILENO)
 		close(old);
 }
@@ -135,7 +151,7 @@ void log_notice(const char *fmt, ...)
 	va_start(ap, fmt);
 	emit(STDERR_FILENO, LOG_INFO, NULL, fmt, ap);
 	va_end(ap);
-	if (fd == STDERR_FILENO)
+	if (!__atomic_load_n(&log_to_file, __ATOMIC_ACQUIRE))
 		return;
 	va_start(ap, fmt);
 	emit(fd, LOG_INFO, NULL, fmt, ap);

@@ -142,7 +142,7 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 	tc.release_arg = ts;
 	ts->loop = loop;
 	ts->sh = sh;
-	ts->cfg = cfg;
+	ts->rfc5766_channels = cfg->rfc5766_channels;
 	ts->table = turn_table_new(&tc, sh->quota);
 	ts->tx = txcache_new(TURN_TXCACHE_ENTRIES);
 	ts->rx = calloc(TURN_BATCH, sizeof(*ts->rx));
@@ -152,6 +152,8 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 		turn_service_free(ts);
 		return NULL;
 	}
+	if (cfg->rfc5766_channels)
+		turn_perm_pool_set_chan_max(turn_table_perms(ts->table), TURN_CHANNEL_MAX_RFC5766);
 	rx_init(ts);
 	ts->tid_seq[0] = seeded_hash_seed();
 	ev_timer_init(&ts->timer, timer_cb, 0., 0.);

@@ -43,9 +43,10 @@ int turn_shared_new(const struct config *cfg, struct turn_shared **out, char *er
 		    size_t errlen);
 void turn_shared_free(struct turn_shared *sh);
 
-/* Per worker. auth may be NULL (no authentication: RFC 8656 s7.2 item 1
+/* Per worker. cfg is read at creation only (a reload does not change the
+ * relay). auth may be NULL (no authentication: RFC 8656 s7.2 item 1
  * allows it only on a local network); filter may be NULL (no peer policy,
- * tests only). All borrowed; swap them with turn_service_set_*. */
+ * tests only). Both borrowed; swap them with turn_service_set_*. */
 struct turn_service;
 struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *sh,
 				      const struct config *cfg);

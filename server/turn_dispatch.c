@@ -211,6 +211,14 @@ void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in)
 		turn_handle_channel_data(w->turn, &link, in->buf, in->len);
 }
 
+bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in)
+{
+	if (!w->cfg->rfc5766_channels || !in->len || in->buf[0] < 0x50 || in->buf[0] > 0x7F)
+		return false;
+	turn_dispatch_channel_data(w, in);
+	return true;
+}
+
 void turn_dispatch_conn_closed(struct stream_conn *c)
 {
 	struct worker *w = c->w;

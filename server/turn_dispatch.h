@@ -27,6 +27,10 @@ void turn_dispatch_send(struct worker *w, const struct stun_msg *m, const struct
 /* ChannelData from a listener (the first byte said 0x40-0x4F). */
 void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in);
 
+/* With rfc5766-channels, a datagram starting 0x50-0x7F is ChannelData of
+ * an RFC 5766 channel: handled (true) or not ours (false). */
+bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in);
+
 /* A stream connection is closing: its allocation goes too. */
 void turn_dispatch_conn_closed(struct stream_conn *c);
 

@@ -83,7 +83,7 @@ static inline uint8_t *turn_rx_data(struct turn_rxbuf *r)
 struct turn_service {
 	struct ev_loop *loop;
 	struct turn_shared *sh;            /* borrowed */
-	const struct config *cfg;          /* borrowed */
+	bool rfc5766_channels;             /* from the config at start */
 	const struct auth_ctx *auth;       /* borrowed, may be NULL */
 	const struct peer_filter *filter;  /* borrowed, may be NULL */
 	struct turn_table *table;

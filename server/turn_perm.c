@@ -13,6 +13,7 @@ struct turn_perm_pool {
 	struct turn_chan *chan_mem, *chan_free;
 	uint32_t live_perms, bound_chans;
 	uint16_t max_per_alloc;
+	uint16_t chan_max;
 };
 
 void turn_addr_key_set(struct turn_addr_key *k, const stun_sockaddr *a)
@@ -74,6 +75,7 @@ struct turn_perm_pool *turn_perm_pool_new(uint32_t n_perms, uint32_t n_chans,
 		p->chan_free = &p->chan_mem[i];
 	}
 	p->max_per_alloc = max_per_alloc;
+	p->chan_max = TURN_CHANNEL_MAX;
 	return p;
 }
 
@@ -84,6 +86,11 @@ void turn_perm_pool_free(struct turn_perm_pool *p)
 	free(p->perm_mem);
 	free(p->chan_mem);
 	free(p);
+}
+
+void turn_perm_pool_set_chan_max(struct turn_perm_pool *p, uint16_t max)
+{
+	p->chan_max = max;
 }
 
 uint32_t turn_perm_pool_perms(const struct turn_perm_pool *p)
@@ -171,13 +178,14 @@ static bool chan_held(const struct turn_chan *c, double now)
 /* RFC 8656 s12.2: the number is not bound to a different transport address
  * and the address is not bound to a different number; s12 extends both
  * rules over the 5 minutes after expiry. Returns the entry to refresh. */
-static int chan_check(const struct turn_perm_set *s, uint16_t number,
+static int chan_check(const struct turn_perm_pool *p, const struct turn_perm_set *s,
+		      uint16_t number,
 		      const struct turn_addr_key *peer, double now, struct turn_chan **out)
 {
 	struct turn_chan *by_num = chan_find_number(s, number);
 	struct turn_chan *by_peer = chan_find_peer(s, peer);
 
-	if (number < TURN_CHANNEL_MIN || number > TURN_CHANNEL_MAX)
+	if (number < TURN_CHANNEL_MIN || number > p->chan_max)
 		return -EINVAL;
 	if (by_num && by_num != by_peer && chan_held(by_num, now))
 		return -EINVAL;
@@ -236,7 +244,7 @@ int turn_chan_bind(struct turn_perm_pool *p, struct turn_perm_set *s,
 	int err;
 
 	chan_reap(p, s, number, peer, now);
-	err = chan_check(s, number, peer, now, &c);
+	err = chan_check(p, s, number, peer, now, &c);
 	if (err)
 		return err;
 	if (!c && (!p->chan_free || s->n_chans >= p->max_per_alloc))

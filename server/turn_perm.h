@@ -56,6 +56,10 @@ struct turn_perm_pool;
 struct turn_perm_pool *turn_perm_pool_new(uint32_t n_perms, uint32_t n_chans,
 					  uint16_t max_per_alloc);
 void turn_perm_pool_free(struct turn_perm_pool *p);
+/* The highest channel number accepted: TURN_CHANNEL_MAX (RFC 8656 s12),
+ * or TURN_CHANNEL_MAX_RFC5766 for RFC 5766 clients. */
+#define TURN_CHANNEL_MAX_RFC5766 0x7FFF
+void turn_perm_pool_set_chan_max(struct turn_perm_pool *p, uint16_t max);
 uint32_t turn_perm_pool_perms(const struct turn_perm_pool *p); /* live permissions */
 uint32_t turn_perm_pool_chans(const struct turn_perm_pool *p); /* bound channels */
 

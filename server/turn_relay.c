@@ -196,6 +196,20 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 		stun_msg_has(ind, STUN_ATTR_DONT_FRAGMENT));
 }
 
+/* RFC 8656 s12.6; with rfc5766-channels also 0x5000-0x7FFF (RFC 5766 s11). */
+static int chandata_parse(struct turn_service *ts, const uint8_t *buf, size_t len,
+			  uint16_t *number, const uint8_t **data, uint16_t *dlen)
+{
+	if (len < TURN_CHANNEL_HDR_LEN || buf[0] < 0x50 || !ts->rfc5766_channels)
+		return turn_chandata_parse(buf, len, number, data, dlen);
+	if (buf[0] > 0x7F)
+		return STUN_E_CHANNEL;
+	*number = (uint16_t)(buf[0] << 8 | buf[1]);
+	*dlen = (uint16_t)(buf[2] << 8 | buf[3]);
+	*data = buf + TURN_CHANNEL_HDR_LEN;
+	return len - TURN_CHANNEL_HDR_LEN < *dlen ? STUN_E_SHORT : 0;
+}
+
 /* RFC 8656 s12.6 */
 void turn_handle_channel_data(struct turn_service *ts, const struct turn_link *link,
 			      const uint8_t *buf, size_t len)
@@ -209,7 +223,7 @@ void turn_handle_channel_data(struct turn_service *ts, const struct turn_link *l
 	if (!a)
 		return drop(ts, TD_NO_ALLOCATION);
 	/* reserved numbers and datagrams shorter than the length: discarded */
-	if (turn_chandata_parse(buf, len, &number, &data, &dlen))
+	if (chandata_parse(ts, buf, len, &number, &data, &dlen))
 		return drop(ts, TD_MALFORMED);
 	/* a channel not bound to any peer: discarded; no refresh (s12.6) */
 	c = turn_chan_by_number(&a->ps, number, ev_now(ts->loop));
@@ -350,9 +364,9 @@ static void to_client(struct turn_service *ts, struct turn_alloc *a, int n)
 		sent = n ? sendmmsg(l->udp_fd, ts->tx_msg, (unsigned)n, 0) : 0;
 		sent = sent < 0 ? 0 : sent;
 	} else {
-		for (int j = 0; j < n; j++)
-			if (l->ops->send(l->conn, &ts->tx_iov[j], 1) == 0)
-				sent++;
+		/* a failed send closes the connection, and so frees a */
+		while (sent < n && l->ops->send(l->conn, &ts->tx_iov[sent], 1) == 0)
+			sent++;
 	}
 	for (int j = 0; j < sent; j++)
 		turn_count(&ts->ctr.bytes_to_client, ts->tx_iov[j].iov_len);

@@ -43,11 +43,11 @@ void laddr_set_build(struct laddr_set *s, const struct config *c);
 struct stund_shared {
 	struct laddr_set laddrs;
 	int n_workers;
-	uint32_t conns;
+	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
 	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
 	struct peer_filter *turn_filter;
-	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */          /* open stream connections, all workers (atomic) */
+	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */
 };
 
 struct udp_listener {

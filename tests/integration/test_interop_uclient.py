@@ -2,7 +2,8 @@
 against stund, with turnutils_peer (coturn's UDP echo peer) as the far end.
 Over UDP and TCP, with channels (uclient's default) and with Send/Data
 indications (-s), with long-term credentials and with a TURN REST secret.
-Zero loss is required at a modest rate on loopback."""
+Zero loss is required at a modest rate on loopback. uclient picks channel
+numbers from RFC 5766's range, so the server runs with rfc5766-channels."""
 import os
 import re
 import shutil
@@ -36,7 +37,9 @@ def udp_bound(port, host_hex="0100007F", timeout=10.0):
 def setup():
     if STATE:
         return STATE
-    srv, port, _ = turn_server(relay_ports=64, extra="static-auth-secret = %s\n" % SECRET)
+    # uclient picks channel numbers in RFC 5766's 0x4000-0x7FFF
+    srv, port, _ = turn_server(relay_ports=64, extra="static-auth-secret = %s\n"
+                               "rfc5766-channels\n" % SECRET)
     pport = free_port()
     peer = Proc([PEER, "-L", "127.0.0.1", "-p", str(pport)])
     udp_bound(pport)
@@ -64,6 +67,7 @@ LT = ["-u", "alice", "-w", "alice-pw"]
 REST = ["-u", "uclient", "-W", SECRET]
 
 
+@test
 def udp_channels_long_term():
     assert uclient(*LT) >= 100
 
@@ -73,6 +77,7 @@ def udp_send_indications_long_term():
     assert uclient("-s", *LT) >= 100
 
 
+@test
 def udp_channels_rest_secret():
     assert uclient(*REST) >= 100
 
@@ -82,6 +87,7 @@ def udp_send_indications_rest_secret():
     assert uclient("-s", *REST) >= 100
 
 
+@test
 def tcp_channels_long_term():
     assert uclient("-t", *LT) >= 100
 
@@ -91,10 +97,12 @@ def tcp_send_indications_long_term():
     assert uclient("-t", "-s", *LT) >= 100
 
 
+@test
 def tcp_channels_rest_secret():
     assert uclient("-t", *REST) >= 100
 
 
+@test
 def udp_no_rtcp_dual_clients():
     # -c: no RTCP allocations (so no EVEN-PORT R / RESERVATION-TOKEN pair)
     assert uclient("-c", *LT, clients=4) >= 200

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (Stund, free_port, stun_attr, stun_parse, stun_request, tmpdir,
@@ -105,13 +106,24 @@ def log_file_and_sigterm():
     log = os.path.join(tmpdir(), "stund.log")
     p = Stund(conf(port, ("127.0.0.1",), None,
                    "log-file = %s\nlog-level = debug\nuser = bob:hunter2-pw\n" % log))
+    # Log rotation: move the file away, SIGHUP reopens the configured path.
+    os.rename(log, log + ".1")
+    p.signal(signal.SIGHUP)
+    p.wait_line(r"stund ready")  # (stderr copy of the ready line came earlier)
+    deadline = time.monotonic() + 5
+    while not os.path.exists(log) or "configuration reloaded" not in open(log).read():
+        assert time.monotonic() < deadline, "log file not reopened on SIGHUP"
+        time.sleep(0.05)
     c = socket.create_connection(("127.0.0.1", port), timeout=3)
     p.signal(signal.SIGTERM)
     assert wait_closed(c), "SIGTERM closes the connections"
     assert p.p.wait(timeout=10) == 0, "exit status 0"
-    with open(log) as f:
+    with open(log + ".1") as f:
         text = f.read()
-    assert "stund ready" in text and "draining" in text and "stund stopped" in text, text
+    assert "stund ready" in text, text
+    with open(log) as f:
+        text += f.read()
+    assert "draining" in text and "stund stopped" in text, text
     assert "hunter2" not in text
 
 

@@ -240,5 +240,30 @@ def tcp_connection_cap():
     wait_metric(MPORT, "stund_active_connections", lambda v: v == 0)
 
 
+@test
+def wildcard_listener_answers_from_the_address_reached():
+    # No listening-ip: 0.0.0.0 and ::. IP_PKTINFO tells which address a
+    # datagram reached; the answer leaves from it and RESPONSE-ORIGIN names it.
+    port = free_port(count=2)
+    w = Stund("listening-port = %d\nworkers = 1\n" % port)
+    try:
+        for dest in ("127.0.0.1", "127.0.0.5"):
+            s = udp()
+            req, tid = stun_request()
+            data, frm = udp_transact(s, (dest, port), req)
+            mtype, _, attrs = stun_parse(data)
+            assert mtype == 0x0101 and frm == (dest, port), (dest, frm)
+            assert plain_addr(attrs[0x802B][0]) == (dest, port), "RESPONSE-ORIGIN"
+            assert 0x802C not in attrs
+        c = socket.create_connection(("127.0.0.7", port), timeout=3)
+        req, tid = stun_request()
+        c.sendall(req)
+        attrs = stun_parse(tcp_read_msg(c))[2]
+        assert plain_addr(attrs[0x802B][0]) == ("127.0.0.7", port)
+        c.close()
+    finally:
+        w.stop()
+
+
 if __name__ == "__main__":
     run_tests()

@@ -1,4 +1,4 @@
-"""client/turn_client against coturn's turnserver on loopback, through the
+"""client/turn_client against coturn's turnserver and stund on loopback, through the
 `natclient relay PEER` diagnostic: Allocate with long-term credentials,
 data to and from a UDP peer both ways with Send/Data indications and with a
 channel, refreshes that outlive a short lifetime and a stale nonce, and a
@@ -17,6 +17,20 @@ from harness import NATCLIENT, test, run_tests  # noqa: E402
 from coturn import Coturn  # noqa: E402
 
 servers = {}
+
+
+def stund():
+    """stund's TURN (SHA-256 and USERHASH offered, unlike coturn)."""
+    if "stund" not in servers:
+        from turnlib import turn_server
+        srv, port, _ = turn_server(users=("alice:s3cret",))
+        servers["stund"] = srv
+        srv.server = "127.0.0.1:%d" % port
+    return servers["stund"]
+
+
+def stund_has_turn():
+    return os.path.exists(os.path.join(harness.SRC, "server", "turn_methods.c"))
 
 
 def coturn(kind="plain"):
@@ -161,6 +175,33 @@ def refreshes_go_on_through_stale_nonces():
 
 
 @test
+def stund_indications_and_channel():
+    if not stund_has_turn():
+        print("skip: stund has no TURN yet")
+        return
+    for args, via, ev_name in (([], "indication", "permission"), (["--channel"], "channel", "channel")):
+        peer = peer_socket()
+        relay = Relay(stund().server, peer.getsockname(), args, verbose=["-vv"])
+        relayed, _ = allocate(relay)
+        assert relay.event()["event"] == ev_name
+        exchange(relay, peer, relayed, via)
+        rc, err = relay.close()
+        assert rc == 0, err
+        # stund offers SHA-256 and username anonymity: the client used both
+        assert "(SHA-256, USERHASH)" in err, err
+
+
+@test
+def stund_wrong_password():
+    if not stund_has_turn():
+        return
+    relay = Relay(stund().server, ("127.0.0.1", 9), password="wrong")
+    rc = relay.p.wait(timeout=30)
+    err = relay.p.stderr.read().decode()
+    assert rc == 1 and "rejected user \"alice\"" in err, (rc, err)
+
+
+@test
 def wrong_password_is_a_clear_error():
     peer = peer_socket()
     t0 = time.monotonic()
@@ -171,6 +212,17 @@ def wrong_password_is_a_clear_error():
     assert "rejected user \"alice\"" in err and "password" in err, err
     assert relay.p.stdout.read() == b""
     assert time.monotonic() - t0 < 10
+
+
+@test
+def unreachable_server_is_a_clear_error():
+    port = harness.free_port()
+    t0 = time.monotonic()
+    relay = Relay("127.0.0.1:%d" % port, ("127.0.0.1", 9))
+    rc = relay.p.wait(timeout=30)
+    err = relay.p.stderr.read().decode()
+    assert rc == 1 and "unreachable" in err, (rc, err)
+    assert time.monotonic() - t0 < 3
 
 
 @test

@@ -267,13 +267,15 @@ class TurnClient:
             return []
         a = []
         if self.userhash:
-            h = hashlib.sha256(("%s:%s" % (self.user, self.realm)).encode()).digest()
+            h = hashlib.sha256(("%s:%s" % (self.user, self.realm.decode())).encode()).digest()
             a.append((USERHASH, h))
         else:
             a.append((USERNAME, self.user.encode()))
         a.append((REALM, self.realm))
         a.append((NONCE, self.nonce))
         if self.alg == 2:
+            # RFC 8489 s9.2.3.1: echo PASSWORD-ALGORITHMS, name the choice
+            a.append((PASSWORD_ALGORITHMS, self.algs))
             a.append((PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)))
         return a
 
@@ -288,7 +290,7 @@ class TurnClient:
     def _learn(self, r):
         self.realm = r.get(REALM)
         self.nonce = r.get(NONCE)
-        algs = r.get(PASSWORD_ALGORITHMS)
+        algs = self.algs = r.get(PASSWORD_ALGORITHMS)
         self.alg = 1
         if self.sha256 and algs:
             offered = [struct.unpack("!H", algs[i:i + 2])[0] for i in range(0, len(algs), 4)]

@@ -7,6 +7,9 @@
     stunprobe.py hairpin IP:PORT               socket 1 learns its mapping from the server,
                                                socket 2 sends to that mapping: did socket 1
                                                receive it, and from which address?
+    stunprobe.py listen IP:PORT [--wait S]     learn the mapping (printed at once), then
+                                               print what arrives until a line on stdin
+    stunprobe.py send --bind IP:PORT IP:PORT --data X   one datagram from a given source
 Uses the independent codec of tests/integration/harness.py.
 """
 import argparse
@@ -84,15 +87,51 @@ def cmd_hairpin(a):
             "from": list(got[1]) if got else None}
 
 
+def cmd_listen(a):
+    """Print the mapping, then collect datagrams until a line on stdin (or
+    --wait seconds), plus a short grace for anything still in flight."""
+    s = udp_socket()
+    mapped = binding(s, addr(a.addrs[0]))
+    print(json.dumps({"mapped": mapped}), flush=True)
+    got = []
+    end = time.monotonic() + a.wait
+    stop = None
+    while True:
+        now = time.monotonic()
+        if stop is None and now >= end:
+            stop = now
+        if stop is not None and now >= stop + 0.3:
+            break
+        waits = [s] if stop is not None else [s, sys.stdin]
+        r, _, _ = select.select(waits, [], [], 0.05)
+        if sys.stdin in r:
+            sys.stdin.readline()
+            stop = time.monotonic()
+        if s in r:
+            data, src = s.recvfrom(2048)
+            got.append([data.decode(errors="replace"), list(src)])
+    return {"received": got}
+
+
+def cmd_send(a):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(addr(a.bind))
+    s.sendto(a.data.encode(), addr(a.addrs[0]))
+    return {"sent": True}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["wait", "mapping", "hairpin"])
+    ap.add_argument("cmd", choices=["wait", "mapping", "hairpin", "listen", "send"])
     ap.add_argument("addrs", nargs="+")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--wait", type=float, default=1.0)
+    ap.add_argument("--bind", default="0.0.0.0:0")
+    ap.add_argument("--data", default="x")
     a = ap.parse_args()
-    res = {"wait": cmd_wait, "mapping": cmd_mapping, "hairpin": cmd_hairpin}[a.cmd](a)
+    res = {"wait": cmd_wait, "mapping": cmd_mapping, "hairpin": cmd_hairpin,
+           "listen": cmd_listen, "send": cmd_send}[a.cmd](a)
     print(json.dumps(res))
     return 0
 

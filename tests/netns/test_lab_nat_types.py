@@ -102,6 +102,7 @@ def check_site(lab, site):
         assert mapping == want_map.rstrip("*"), (nat, mapping)
         assert filtering == want_filt, (nat, filtering)
         assert all(a == lab.router_ip[site] for a, _ in refl), refl
+    check_filtering(lab, site, filtering)
     # allocation: one socket to the server's four address:port pairs
     dests = ["%s:%d" % d for d in ((S1, PORT), (S2, PORT), (S2, ALT), (S1, ALT))]
     r = probe(lab, site, "mapping", dests)
@@ -121,6 +122,31 @@ def check_site(lab, site):
         assert len(set(ports)) == 4 and r["local"] not in ports, r
         assert len(set(deltas)) > 1, ports  # not a fixed stride
     return mapping, filtering, ports
+
+
+FILTER_SEES = {"endpoint-independent": {"same-address", "other-address"},
+               "address-dependent": {"same-address"}, "address-and-port-dependent": set()}
+
+
+def check_filtering(lab, site, filtering):
+    """Our own traffic, not coturn's: after the host's socket has sent to
+    S1:3478, datagrams come from S1 at another port and from S2. Which get
+    through must match the filtering behaviour natdiscovery reported."""
+    p = lab.popen(site, ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "30"],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        mapped = json.loads(p.stdout.readline())["mapped"]
+        assert mapped, "no mapping"
+        for tag, src in (("same-address", "%s:40001" % S1), ("other-address", "%s:40002" % S2)):
+            probe(lab, "server", "send", ["%s:%d" % tuple(mapped)], "--bind", src, "--data", tag)
+        p.stdin.write("done\n")
+        p.stdin.flush()
+        got = json.loads(p.stdout.readline())["received"]
+    finally:
+        p.wait(timeout=10)
+    seen = {d for d, _ in got}
+    want = FILTER_SEES[filtering] if lab.nat[site] != "none" else {"same-address", "other-address"}
+    assert seen == want, (site, lab.nat[site], filtering, got)
 
 
 def check_hairpin(lab, site, want):
@@ -199,7 +225,21 @@ def port_restricted_stays_endpoint_independent_on_collision():
         b = collision(lab)
         assert b[0] == b[1] and b[0][1] != 40000, b
         print("  port-restricted, port collision: b's mappings %s: endpoint-independent" % b)
-    lab_with_coturn(body, site_a="port-restricted", shared=True)
+        # both hosts behind the one NAT: a reaches b at b's public mapping
+        p = lab.popen("b", ["python3", PROBE, "listen", "%s:%d" % (S1, PORT), "--wait", "30"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            mb = json.loads(p.stdout.readline())["mapped"]
+            probe(lab, "a", "send", ["%s:%d" % tuple(mb)], "--data", "from-a")
+            p.stdin.write("done\n")
+            p.stdin.flush()
+            got = json.loads(p.stdout.readline())["received"]
+        finally:
+            p.wait(timeout=10)
+        assert [d for d, _ in got] == ["from-a"], got
+        assert got[0][1][0] == lab.router_ip["a"], got  # a's external address, not 10.1.0.10
+        print("  shared NAT, hairpin: a -> b's mapping %s arrives from %s" % (mb, got[0][1]))
+    lab_with_coturn(body, site_a="port-restricted", shared=True, hairpin=True)
 
 
 # --- cleanup --------------------------------------------------------------

@@ -151,22 +151,24 @@ static void test_rfc5769_long_term(void)
 
 /* RFC 8489 appendix B.1 (MESSAGE-INTEGRITY-SHA256 and USERHASH).
  * The vector as printed has length field 0x009c = 156, the size of the
- * whole message: it counts the 20-byte header, which RFC 8489 s5 says it
- * must not (reported in the RFC's errata; the right value is 0x0088).
- * What we check, and why:
- *  1. the printed bytes are rejected, with STUN_E_LENGTH (s5/s6.3);
+ * whole message: it counts the 20-byte header, which s5 says it must not
+ * (the body is 136 = 0x0088 bytes). This is the known erratum of B.1
+ * (see /work/shared/rfc/README.md). What we check, and why:
+ *  1. the printed bytes are rejected with STUN_E_LENGTH (s5, s6.3): we do
+ *     not special-case a broken vector in the parser;
  *  2. with the length corrected to 0x0088 the message parses; USERHASH
- *     equals SHA-256(username ":" realm) (s14.4), and NONCE/REALM decode;
- *  3. the printed MESSAGE-INTEGRITY-SHA256 is the HMAC-SHA256, keyed with
+ *     equals SHA-256(username ":" realm) (s14.4); NONCE (with its
+ *     "obMatJos2" cookie) and REALM decode;
+ *  3. the printed MESSAGE-INTEGRITY-SHA256 equals HMAC-SHA256, keyed with
  *     SHA-256(username ":" realm ":" OpaqueString(password)) (s9.2.2), of
- *     the bytes before it *with the printed length 0x009c* in the header:
- *     so key derivation and HMAC agree with the vector, and the vector's
- *     only defect is the length field. Consequently the corrected message
- *     does NOT verify with the printed value (STUN_E_INTEGRITY), as the
- *     errata implies: s14.6 sets the length to the end of the attribute
- *     (0x0088) before hashing;
+ *     the bytes before it with the header length as printed (0x009c).
+ *     So key derivation, SASLprep and HMAC agree with the vector, and its
+ *     only defect is the length field. It follows that the corrected
+ *     message does NOT verify against the printed value (s14.6 hashes with
+ *     the length pointing at the end of the attribute, 0x0088), and we
+ *     assert exactly that (STUN_E_INTEGRITY) rather than a false pass;
  *  4. re-signing the corrected message with our builder reproduces every
- *     byte up to the MI-SHA256 value, and that message verifies. */
+ *     byte before the MI-SHA256 value, and the result verifies. */
 static void test_rfc8489_b1(void)
 {
 	uint8_t buf[256], key[STUN_KEY_MAX], uh[32], mac[32], out[256];

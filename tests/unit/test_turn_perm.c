@@ -148,6 +148,21 @@ static void test_chan_quarantine(void)
 	turn_perm_pool_free(p);
 }
 
+static void test_chan_rfc5766_range(void)
+{
+	struct turn_perm_pool *p = turn_perm_pool_new(8, 8, 8);
+	struct turn_perm_set s = { 0 };
+	struct turn_addr_key a = peer("192.0.2.1", 1000);
+
+	CU_ASSERT_EQUAL(turn_chan_bind(p, &s, 0x7129, &a, 0), -EINVAL);
+	turn_perm_pool_set_chan_max(p, TURN_CHANNEL_MAX_RFC5766);
+	CU_ASSERT_EQUAL(turn_chan_bind(p, &s, 0x7129, &a, 0), 0);
+	CU_ASSERT_PTR_NOT_NULL(turn_chan_by_number(&s, 0x7129, 1));
+	CU_ASSERT_EQUAL(turn_chan_bind(p, &s, 0x8000, &a, 0), -EINVAL);
+	turn_perm_clear(p, &s);
+	turn_perm_pool_free(p);
+}
+
 static void test_chan_capacity(void)
 {
 	struct turn_perm_pool *p = turn_perm_pool_new(8, 1, 8);
@@ -174,6 +189,7 @@ int main(void)
 	CU_add_test(s, "channel bind rules (s12.2)", test_chan_bind_rules);
 	CU_add_test(s, "channel quarantine 5 min (s12)", test_chan_quarantine);
 	CU_add_test(s, "channel capacity", test_chan_capacity);
+	CU_add_test(s, "RFC 5766 channel range when asked", test_chan_rfc5766_range);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
