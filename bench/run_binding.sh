@@ -193,17 +193,23 @@ done
 rss() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else printf "0" }'; }
-printf '\n%-7s %7s %9s %12s %5s %8s %12s %7s %7s %8s %8s\n' server workers "req/s" \
-	"req/s/worker" "cpu%" "gen_cpu%" "lost/sent" invalid "rss_MB" "vs_bare" "req/cpu-s"
+printf '\n%-7s %7s %9s %12s %5s %8s %12s %7s %7s %8s %9s %8s\n' server workers "req/s" \
+	"req/s/worker" "cpu%" "gen_cpu%" "lost/sent" invalid "rss_MB" "vs_bare" "req/cpu-s" \
+	"vs_bare"
+bare_pc=0
+if [ -n "${rps[bare]:-}" ]; then bare_pc=$(per_cpu "${rps[bare]}" "${cpu[bare]}"); fi
 for s in $servers; do
 	if [ -z "${rps[$s]:-}" ]; then printf '%-7s %s\n' "$s" "skipped"; continue; fi
-	printf '%-7s %7d %9d %12d %5s %8s %12s %7s %7s %8s %9s\n' "$s" 1 "${rps[$s]}" \
+	pc=$(per_cpu "${rps[$s]}" "${cpu[$s]}")
+	printf '%-7s %7d %9d %12d %5s %8s %12s %7s %7s %8s %9s %8s\n' "$s" 1 "${rps[$s]}" \
 		"${rps[$s]}" "${cpu[$s]}" "${gen_cpu[$s]}" "${lost[$s]}" "${invalid[$s]}" \
-		"$(rss "${pid[$s]}")" "$(ratio "${rps[$s]}" "${rps[bare]:-0}")" \
-		"$(per_cpu "${rps[$s]}" "${cpu[$s]}")"
+		"$(rss "${pid[$s]}")" "$(ratio "${rps[$s]}" "${rps[bare]:-0}")" "$pc" \
+		"$(ratio "$pc" "$bare_pc")"
 done
 if [ -n "${rps[stund]:-}" ] && [ -n "${rps[coturn]:-}" ]; then
-	echo "stund/coturn: $(ratio "${rps[stund]}" "${rps[coturn]}")"
+	echo "stund/coturn: $(ratio "${rps[stund]}" "${rps[coturn]}") (req/s)," \
+		"$(ratio "$(per_cpu "${rps[stund]}" "${cpu[stund]}")" \
+			"$(per_cpu "${rps[coturn]}" "${cpu[coturn]}")") (req/cpu-s)"
 fi
 if [ "$rounds" -gt 1 ]; then echo "(best of $rounds rounds per server)"; fi
 exit 0
