@@ -335,7 +335,7 @@ def no_answer_408():
 
 @test
 def declined_and_wrong_answerer():
-    a, b = peer("user1"), peer("user2")
+    a, b, b2 = peer("user1"), peer("user2"), peer("user2")
     try:
         expect_ok(register(a, "picky"), a)
         learn(b)
@@ -343,7 +343,7 @@ def declined_and_wrong_answerer():
         conn.start()
         o = next_offer(a)
         # only the user holding the ID may answer
-        expect_err(b.request(ANSWER, [(OFFER_ID, o.get(OFFER_ID))] + ANSWER_SESSION), 403)
+        expect_err(b2.request(ANSWER, [(OFFER_ID, o.get(OFFER_ID))] + ANSWER_SESSION), 403)
         # a refusal: ERROR-CODE instead of a session
         expect_ok(a.request(ANSWER, [(OFFER_ID, o.get(OFFER_ID)),
                                      (ERROR_CODE, struct.pack("!HBB", 0, 6, 3) + b"Busy")]), a)
@@ -353,8 +353,8 @@ def declined_and_wrong_answerer():
         expect_err(b.request(RDV_CONNECT, [(RDV_ID, b"picky")]), 400)
         expect_err(b.request(REGISTER, [(RDV_ID, b"bad id")]), 400)
     finally:
-        a.close()
-        b.close()
+        for c in (a, b, b2):
+            c.close()
 
 
 @test
