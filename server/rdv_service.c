@@ -422,7 +422,7 @@ void rdv_service_conn_closed(struct stream_conn *c)
  * configured there is no authentication, and every peer is user ""). */
 static int authenticate(struct rdv_req *r)
 {
-	const struct auth_ctx *ctx = r->w->shared->turn_auth;
+	const struct auth_ctx *ctx = r->w->turn_auth;
 
 	r->user = "";
 	if (!ctx)

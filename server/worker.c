@@ -233,6 +233,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (next) {
 		config_put(w->cfg);
 		w->cfg = next;
+		turn_dispatch_worker_reload(w);
 		log_msg(LOG_DEBUG, "worker %d: new configuration in use", w->id);
 	}
 	if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE))

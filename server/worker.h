@@ -45,8 +45,6 @@ struct stund_shared {
 	int n_workers;
 	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
-	struct auth_ctx *turn_auth;         /* NULL: no credentials configured */
-	struct peer_filter *turn_filter;
 	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */
 };
 
@@ -95,6 +93,8 @@ struct worker {
 	struct udp_batch *batch;           /* receive/send buffers */
 
 	struct turn_service *turn;         /* the TURN relay of this worker */
+	struct auth_ctx *turn_auth;        /* owned; NULL: no credentials */
+	struct peer_filter *turn_filter;   /* owned */
 	struct rdv_worker *rdv;            /* rendezvous: pending connects, mailbox */
 
 	struct stream_conn *conns;         /* list of open stream connections */

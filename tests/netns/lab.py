@@ -206,6 +206,11 @@ def router_rules(site, nat, hairpin):
 # The plan: namespaces, links, addresses and routes, derived from the
 # description. Used by Lab (ip netns) and by compose().
 
+def hairpin_of(hairpin, site):
+    """hairpin is a bool for both sites or a dict {site: bool}."""
+    return bool(hairpin.get(site, False)) if isinstance(hairpin, dict) else bool(hairpin)
+
+
 def plan(site_a, site_b, hairpin, shared):
     """-> dict with nodes {role: kind}, links, addrs {role: [(ifname, cidr)]},
     routes {role: [(dst, via)]}, rules {router role: text}, sites."""
@@ -232,7 +237,7 @@ def plan(site_a, site_b, hairpin, shared):
         p["routes"][r] = [("default", s["wan_inet"])]
         if nat == "none":
             p["routes"]["inet"].append((str(lan), s["wan_router"]))
-        p["rules"][r] = router_rules(site, nat, hairpin)
+        p["rules"][r] = router_rules(site, nat, hairpin_of(hairpin, site))
         p["router_ip"][site] = s["wan_router"] if nat != "none" else None
         p["lan"][site] = str(lan)
         members = ["a", "b"] if shared else [site]
@@ -325,6 +330,8 @@ class Lab:
                 raise ValueError("unknown NAT type %r (known: %s)" % (t, ", ".join(NAT_TYPES)))
         self.run_id = run_id or secrets.token_hex(3)
         self.hairpin, self.shared = hairpin, shared
+        # per host: does its NAT hairpin? (shared: both behind site a's)
+        self.hairpin_at = {h: hairpin_of(hairpin, "a" if shared else h) for h in ("a", "b")}
         self.plan = plan(site_a, site_b, hairpin, shared)
         self.nat = {"a": site_a, "b": site_a if shared else site_b}
         self.server_ips = list(TOPOLOGY["server"]["addrs"])
@@ -461,7 +468,7 @@ class Lab:
         lines = ["lab %s: server %s" % (self.run_id, " ".join(self.server_ips))]
         for site in sorted(self.plan["sites"]):
             lines.append("site %s: %s%s, router public %s, LAN %s" % (
-                site, self.nat[site], " +hairpin" if self.hairpin else "", self.router_ip[site],
+                site, self.nat[site], " +hairpin" if self.hairpin_at[site] else "", self.router_ip[site],
                 self.plan["lan"][site]))
         for h in sorted(self.host_ip):
             lines.append("host %s: %s (namespace %s)" % (h, self.host_ip[h], self.ns(h)))
