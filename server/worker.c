@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "listener_tls.h"
 #include "log.h"
 #include "rdv_service.h"
 #include "turn_dispatch.h"
@@ -148,7 +149,7 @@ static int open_sockets(struct worker *w, char *err, size_t errlen)
 		if (!w->cfg->no_tcp && (r = tcp_listener_open(&w->tcp[i], w, i, err, errlen)))
 			return r;
 	}
-	return 0;
+	return tls_worker_open(w, err, errlen);
 }
 
 int worker_new(struct worker **out, int id, struct stund_shared *shared,
@@ -212,6 +213,7 @@ static void begin_drain(struct worker *w)
 		return;
 	w->draining = true;
 	close_listeners(w);
+	tls_worker_drain(w);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		stream_conn_drain(c);
@@ -235,6 +237,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 		w->cfg = next;
 		turn_dispatch_worker_reload(w);
 		log_msg(LOG_DEBUG, "worker %d: new configuration in use", w->id);
+		tls_worker_reload(w);
 	}
 	if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE))
 		begin_drain(w);
@@ -269,6 +272,9 @@ int worker_start(struct worker *w)
 		udp_listener_start(&w->udp[i]);
 		tcp_listener_start(&w->tcp[i]);
 	}
+	r = tls_worker_start(w);
+	if (r)
+		return r;
 	r = pthread_create(&w->thread, NULL, worker_main, w);
 	if (r)
 		return -r;
@@ -306,6 +312,7 @@ void worker_free(struct worker *w)
 	if (!w)
 		return;
 	close_listeners(w);
+	tls_worker_free(w);
 	while (w->conns)
 		stream_conn_close(w->conns);
 	if (w->pending)

@@ -46,6 +46,7 @@ struct stund_shared {
 	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
 	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */
+	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
 };
 
 struct udp_listener {
@@ -69,6 +70,8 @@ struct auth_ctx;
 struct peer_filter;
 struct rdv_service;
 struct rdv_worker;
+struct tls_shared;
+struct tls_worker;
 
 struct udp_batch;
 
@@ -96,6 +99,7 @@ struct worker {
 	struct auth_ctx *turn_auth;        /* owned; NULL: no credentials */
 	struct peer_filter *turn_filter;   /* owned */
 	struct rdv_worker *rdv;            /* rendezvous: pending connects, mailbox */
+	struct tls_worker *tls;            /* TLS/DTLS listeners (listener_tls.h) */
 
 	struct stream_conn *conns;         /* list of open stream connections */
 	unsigned n_conns;

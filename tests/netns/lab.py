@@ -243,7 +243,8 @@ def plan(site_a, site_b, hairpin, shared):
         members = ["a", "b"] if shared else [site]
         for i, h in enumerate(members):
             p["nodes"][h] = "host"
-            p["links"].append((r, "lan" if i == 0 else "lan%d" % i, h, "eth0", str(lan)))
+            # shared: both hosts' veths are ports of a bridge "lan" (see Lab._build)
+            p["links"].append((r, "lanp%d" % i if shared else "lan", h, "eth0", str(lan)))
             p["addrs"][h] = [("eth0", "%s/%d" % (hosts[i], lan.prefixlen))]
             p["routes"][h] = [("default", rlan)]
             p["host_ip"][h] = hosts[i]
@@ -403,10 +404,17 @@ class Lab:
             # created directly inside the namespaces: nothing ever sits in the root namespace
             _sh(["ip", "link", "add", lif, "netns", self.ns(left), "type", "veth",
                  "peer", "name", rif, "netns", self.ns(right)])
+        for left, lif, _right, _rif, _net in p["links"]:
+            if lif.startswith("lanp"):  # shared mode: a bridged LAN
+                ns = self.ns(left)
+                if subprocess.run(["ip", "-n", ns, "link", "show", "lan"],
+                                  capture_output=True).returncode != 0:
+                    _sh(["ip", "-n", ns, "link", "add", "lan", "type", "bridge"])
+                _sh(["ip", "-n", ns, "link", "set", lif, "master", "lan", "up"])
         for node, addrs in p["addrs"].items():
             for ifname, cidr in addrs:
                 _sh(["ip", "-n", self.ns(node), "addr", "add", cidr, "dev", ifname])
-            for ifname in sorted({a[0] for a in addrs} | self._lan_ports(node)):
+            for ifname in sorted({a[0] for a in addrs}):
                 _sh(["ip", "-n", self.ns(node), "link", "set", ifname, "up"])
         for node, routes in p["routes"].items():
             for dst, via in routes:
@@ -416,29 +424,6 @@ class Lab:
             if self.nat[router[1]] != "none":
                 for k, v in SYSCTLS_CONNTRACK.items():
                     self.run(router, ["sysctl", "-q", "-w", "%s=%s" % (k, v)])
-
-    def _lan_ports(self, node):
-        """Extra LAN ports of a router in shared mode (bridged into "lan")."""
-        extra = {l[1] for l in self.plan["links"] if l[0] == node and l[1].startswith("lan")
-                 and l[1] != "lan"}
-        if extra:
-            self._bridge_lan(node, extra)
-        return extra
-
-    def _bridge_lan(self, node, extra):
-        # shared mode: both hosts on one LAN; "lan" becomes a bridge over the ports
-        ns = self.ns(node)
-        r = subprocess.run(["ip", "-n", ns, "link", "show", "lan0"], capture_output=True)
-        if r.returncode == 0:
-            return
-        addr = [a for i, a in self.plan["addrs"][node] if i == "lan"][0]
-        _sh(["ip", "-n", ns, "addr", "del", addr, "dev", "lan"])
-        _sh(["ip", "-n", ns, "link", "set", "lan", "name", "lan0"])
-        _sh(["ip", "-n", ns, "link", "add", "lan", "type", "bridge"])
-        for port in ["lan0"] + sorted(extra):
-            _sh(["ip", "-n", ns, "link", "set", port, "master", "lan"])
-            _sh(["ip", "-n", ns, "link", "set", port, "up"])
-        _sh(["ip", "-n", ns, "addr", "add", addr, "dev", "lan"])
 
     def close(self):
         if self._closed:

@@ -123,7 +123,28 @@ def check_site(lab, site):
     elif alloc == "random":
         assert len(set(ports)) == 4 and r["local"] not in ports, r
         assert len(set(deltas)) > 1, ports  # not a fixed stride
+    check_tcp(lab, site, dests)
     return mapping, filtering, ports
+
+
+def check_tcp(lab, site, dests):
+    """TCP gets the same mapping and allocation as UDP (one local port,
+    four connections to the server's four address:port pairs)."""
+    nat = lab.nat[site]
+    alloc = NAT_TYPES[nat][2]
+    r = probe(lab, site, "tcp-mapping", dests)
+    assert None not in r["mapped"], r
+    public = lab.host_ip[site] if nat == "none" else lab.router_ip[site]
+    assert all(m[0] == public for m in r["mapped"]), r
+    ports = [m[1] for m in r["mapped"]]
+    deltas = [b - a for a, b in zip(ports, ports[1:])]
+    if alloc in ("none", "preserving"):
+        assert ports == [r["local"]] * 4, r
+    elif alloc == "sequential":
+        assert deltas == [SEQ_DELTA] * 3, ports
+    else:
+        assert len(set(ports)) == 4 and r["local"] not in ports, r
+    print("  site %s %-22s TCP: local port %d -> %s" % (site, nat, r["local"], ports))
 
 
 FILTER_SEES = {"endpoint-independent": {"same-address", "other-address"},
