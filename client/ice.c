@@ -14,12 +14,16 @@
 #define CHECK_RC 5
 #define CHECK_RM 4
 #define FAIL_AFTER_MS 5000
+#define CONSENT_INTERVAL_MS 5000   /* RFC 7675 s5.1 */
+#define CONSENT_INTERVAL_MIN_MS 4000
+#define CONSENT_TIMEOUT_MS 30000
 
 struct ice_check {
 	struct ice *ice;
 	unsigned idx;
 	bool active;
 	bool nominating;           /* carries USE-CANDIDATE */
+	bool consent;              /* an RFC 7675 consent check */
 	uint8_t tid[STUN_TID_LEN];
 };
 
@@ -37,8 +41,10 @@ struct ice {
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
-	ev_timer ta, nominate;
+	ev_timer ta, nominate, consent, expiry;
 	ev_tstamp t0;
+	ev_tstamp consent_at;      /* the last consent response */
+	struct ice_check consent_ck;
 	struct ice_cbs cbs;
 	struct ice_stats st;
 };
@@ -90,9 +96,15 @@ static void set_state(struct ice *ice, enum ice_state st)
 	if (ice->state == st)
 		return;
 	ice->state = st;
-	if (st == ICE_CONNECTED || st == ICE_FAILED) {
+	if (st != ICE_CHECKING) {
 		ev_timer_stop(ice->loop, &ice->ta);
 		ev_timer_stop(ice->loop, &ice->nominate);
+	}
+	if (st != ICE_CONNECTED) {
+		ev_timer_stop(ice->loop, &ice->consent);
+		ev_timer_stop(ice->loop, &ice->expiry);
+		if (ice->consent_ck.active) /* "MUST be discarded" (s5.1) */
+			stun_client_cancel(ice->sc, ice->consent_ck.tid);
 	}
 	if (ice->cbs.state)
 		ice->cbs.state(ice, st, ice->cbs.arg);
@@ -160,6 +172,89 @@ static int send_check(struct ice *ice, unsigned idx, bool nominating)
 	return 0;
 }
 
+/* RFC 7675 s5.1: "each interval MUST be randomized from between 0.8 and
+ * 1.2 times the basic period". */
+static void consent_arm(struct ice *ice)
+{
+	uint16_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = 32768;
+	double f = 0.8 + 0.4 * (r / 65535.0);
+	ev_timer_set(&ice->consent, ice->p.consent_interval_ms * f / 1000.0, 0.);
+	ev_timer_start(ice->loop, &ice->consent);
+}
+
+static void consent_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ice *ice = w->data;
+	struct ice_check *ck = &ice->consent_ck;
+	/* "transmitted once only": Rc = 1, then wait Rm * RTO for it */
+	struct stun_rto rto = { ICE_RTO_MIN_MS, 1, 4 };
+	struct stun_request req = {
+		.method = STUN_METHOD_BINDING,
+		.attrs = check_attrs,
+		.attrs_arg = ck,
+		.short_key = ice->rkey,
+		.short_keylen = ice->rkeylen,
+		.rto = &rto,
+		.fingerprint = true,
+		.cb = check_cb,
+		.arg = ck,
+	};
+
+	(void)loop;
+	(void)revents;
+	if (ice->state != ICE_CONNECTED)
+		return;
+	if (!ck->active) {
+		ck->ice = ice;
+		ck->idx = (unsigned)ice->selected;
+		ck->nominating = false;
+		ck->consent = true;
+		req.dest = ice->cl.remote[ice->cl.pairs[ck->idx].remote].addr;
+		if (stun_client_request(ice->sc, &req, ck->tid) == 0) {
+			ck->active = true;
+			ice->st.consent_sent++;
+		}
+	}
+	consent_arm(ice);
+}
+
+/* "if a valid STUN binding response has not been received from the
+ * remote peer's transport address in 30 seconds, the endpoint MUST cease
+ * transmission on that 5-tuple" */
+static void expiry_arm(struct ice *ice)
+{
+	ev_timer_stop(ice->loop, &ice->expiry);
+	ev_timer_set(&ice->expiry, ice->p.consent_timeout_ms / 1000.0, 0.);
+	ev_timer_start(ice->loop, &ice->expiry);
+}
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ice *ice = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (ice->state != ICE_CONNECTED)
+		return;
+	say(ice, "consent expired: no answer for %u ms", ice->p.consent_timeout_ms);
+	set_state(ice, ICE_DISCONNECTED);
+}
+
+static void consent_result(struct ice *ice, const struct stun_txn_result *r)
+{
+	const stun_sockaddr *remote = &ice->cl.remote[ice->cl.pairs[ice->selected].remote].addr;
+
+	if (ice->state != ICE_CONNECTED || r->status != STUN_TXN_SUCCESS || !r->from ||
+	    !stun_sockaddr_equal(r->from, remote))
+		return;
+	ice->st.consent_ok++;
+	ice->consent_at = ev_now(ice->loop);
+	expiry_arm(ice);
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -171,6 +266,9 @@ static void select_pair(struct ice *ice, unsigned idx)
 	say(ice, "selected %s -> %s",
 	    stun_sockaddr_str(&ice->cl.local[ice->cl.pairs[idx].local].addr, l, sizeof(l)),
 	    stun_sockaddr_str(&ice->cl.remote[ice->cl.pairs[idx].remote].addr, r, sizeof(r)));
+	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
+	consent_arm(ice);
+	expiry_arm(ice);
 	set_state(ice, ICE_CONNECTED);
 }
 
@@ -236,6 +334,10 @@ static void check_cb(struct stun_client *c, const struct stun_txn_result *r, voi
 
 	(void)c;
 	ck->active = false;
+	if (ck->consent) {
+		consent_result(ice, r);
+		return;
+	}
 	if (r->status == STUN_TXN_CANCELLED || ice->state == ICE_FAILED)
 		return;
 	if (r->status == STUN_TXN_SUCCESS) {
@@ -488,6 +590,16 @@ int ice_new(struct stun_client *sc, const struct ice_params *p, const struct ice
 	ice->ta.data = ice;
 	ev_timer_init(&ice->nominate, nominate_cb, 0., 0.);
 	ice->nominate.data = ice;
+	if (!ice->p.consent_interval_ms)
+		ice->p.consent_interval_ms = CONSENT_INTERVAL_MS;
+	if (ice->p.consent_interval_ms < CONSENT_INTERVAL_MIN_MS) /* s5.1 MUST NOT */
+		ice->p.consent_interval_ms = CONSENT_INTERVAL_MIN_MS;
+	if (!ice->p.consent_timeout_ms)
+		ice->p.consent_timeout_ms = CONSENT_TIMEOUT_MS;
+	ev_timer_init(&ice->consent, consent_cb, 0., 0.);
+	ice->consent.data = ice;
+	ev_timer_init(&ice->expiry, expiry_cb, 0., 0.);
+	ice->expiry.data = ice;
 	*out = ice;
 	return 0;
 }
@@ -498,6 +610,10 @@ void ice_free(struct ice *ice)
 		return;
 	ev_timer_stop(ice->loop, &ice->ta);
 	ev_timer_stop(ice->loop, &ice->nominate);
+	ev_timer_stop(ice->loop, &ice->consent);
+	ev_timer_stop(ice->loop, &ice->expiry);
+	if (ice->consent_ck.active)
+		stun_client_cancel(ice->sc, ice->consent_ck.tid);
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
 		if (ice->checks[i].active)
 			stun_client_cancel(ice->sc, ice->checks[i].tid);

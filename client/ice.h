@@ -33,10 +33,16 @@ struct ice_params {
 	unsigned fail_after_ms;     /* give up only this long after the start
 				       (the peer's checks may still bring
 				       peer-reflexive pairs); 0: 5000 ms */
+	/* RFC 7675 consent freshness on the selected pair: a check every
+	 * interval (randomised 0.8-1.2x; at least 4 s), consent lost after
+	 * timeout without an answer. 0: 5000 and 30000 ms. */
+	unsigned consent_interval_ms, consent_timeout_ms;
 	int verbose;
 };
 
-enum ice_state { ICE_NEW, ICE_CHECKING, ICE_CONNECTED, ICE_FAILED };
+/* DISCONNECTED: consent expired on the selected pair (RFC 7675 s5.1): no
+ * more data may be sent on it. */
+enum ice_state { ICE_NEW, ICE_CHECKING, ICE_CONNECTED, ICE_FAILED, ICE_DISCONNECTED };
 
 struct ice;
 typedef void (*ice_state_cb)(struct ice *ice, enum ice_state st, void *arg);
@@ -86,6 +92,7 @@ const struct ice_checklist *ice_get_checklist(const struct ice *ice);
 struct ice_stats {
 	uint64_t checks_sent, checks_ok, checks_failed, checks_received, triggered;
 	uint64_t role_conflicts, bad_auth, prflx_remote;
+	uint64_t consent_sent, consent_ok;
 };
 const struct ice_stats *ice_get_stats(const struct ice *ice);
 

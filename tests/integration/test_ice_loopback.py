@@ -3,7 +3,8 @@ process, two real UDP sockets, candidates handed over in memory): checks
 with short-term credentials, nomination, data both ways; role conflict
 (both controlling) settled by the tie-breaker with 487; a dead candidate
 skipped; a peer learnt as peer-reflexive through triggered checks; a wrong
-password never connects."""
+password never connects; RFC 7675 consent kept by answered checks, and
+lost (no more sending) when the peer goes away."""
 import json
 import os
 import subprocess
@@ -75,6 +76,27 @@ def wrong_password_never_connects():
     assert j["b"]["state"] != "connected", j
     # b rejected a's checks: MESSAGE-INTEGRITY made with the wrong password
     assert j["b"]["bad_auth"] >= 1, j
+
+
+@test
+def consent_keeps_the_pair():
+    # consent checks every 4-6 s (RFC 7675 s5.1): within 9 s at least one each way
+    rc, j, err = ice_pair("--hold", "9", "--timeout", "20")
+    assert rc == 0, (j, err)
+    a, b = connected(j)
+    assert a["consent_ok"] >= 1 and b["consent_ok"] >= 1, j
+    assert a["disconnected_ms"] == -1 and b["disconnected_ms"] == -1, j
+
+
+@test
+def consent_expires_when_the_peer_is_gone():
+    rc, j, err = ice_pair("--kill-b", "--consent-timeout", "6000", "--timeout", "20")
+    a = j["a"]
+    assert a["state"] == "disconnected" and a["data"] is True, j
+    assert a["consent_ok"] == 0, j
+    # expires 6 s after the last answer (the nominating check), not later
+    lost_after = a["disconnected_ms"] - a["ms"]
+    assert 5800 <= lost_after <= 7000, j
 
 
 if __name__ == "__main__":
