@@ -61,6 +61,7 @@ def listen_connect_answer():
         a.wait_line(r"^answered status=0$")
         # UDP retransmissions of the Offer reach the listener only once
         assert sum(l.startswith("offer ") for l in a.drain(0.3)) == 1, a.lines
+        assert a.stop() == 0, a.lines  # SIGTERM: a clean exit (ASan: no leak)
     finally:
         a.stop()
 
