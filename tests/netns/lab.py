@@ -15,7 +15,7 @@ Command line (as root):
     lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
     lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
     lab.py compose [-o FILE]                                     write the compose file
-    lab.py cleanup [--run-id ID]                                 remove leftover nkl- namespaces
+    lab.py cleanup [--run-id ID | --stale]                       remove leftover nkl- namespaces
 Nodes: inet (the internet router), server, ra/rb (NAT routers), a/b (hosts).
 Python 3 stdlib only.
 """
@@ -294,6 +294,52 @@ def cleanup_all(prefix=PREFIX):
     return names
 
 
+# Each live lab leaves an owner file: OWNERS/<run id> = "<pid> <start time>".
+# A lab whose owner died without closing it (SIGKILL, e.g. a test timeout)
+# is stale; every new lab removes stale ones first. Live labs of other runs
+# are never touched.
+OWNERS = "/run/natkit-lab"
+
+
+def _proc_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(text):
+    try:
+        pid, start = text.split()
+        return _proc_start(int(pid)) == start
+    except ValueError:
+        return False
+
+
+def cleanup_stale():
+    """Remove labs whose owning process is gone; -> namespaces removed."""
+    removed = []
+    try:
+        ids = os.listdir(OWNERS)
+    except FileNotFoundError:
+        return removed
+    for rid in ids:
+        path = os.path.join(OWNERS, rid)
+        try:
+            with open(path) as f:
+                alive = _owner_alive(f.read())
+        except OSError:
+            continue
+        if not alive:
+            removed += cleanup_all("%s%s-" % (PREFIX, rid))
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 _live_labs = []
 _handlers_installed = False
 
@@ -381,7 +427,11 @@ class Lab:
 
     def up(self):
         _install_handlers()
+        cleanup_stale()
         _live_labs.append(self)
+        os.makedirs(OWNERS, exist_ok=True)
+        with open(os.path.join(OWNERS, self.run_id), "w") as f:
+            f.write("%d %s\n" % (os.getpid(), _proc_start(os.getpid())))
         try:
             self._build()
         except BaseException:
@@ -441,6 +491,10 @@ class Lab:
                 p.wait()
         for name in reversed(self._made):
             remove_namespace(name)
+        try:
+            os.unlink(os.path.join(OWNERS, self.run_id))
+        except FileNotFoundError:
+            pass
         if self in _live_labs:
             _live_labs.remove(self)
 
@@ -567,6 +621,8 @@ def main(argv=None):
     co.add_argument("--hairpin", action="store_true", default=None)
     cl = sub.add_parser("cleanup", help="remove leftover %s namespaces" % PREFIX)
     cl.add_argument("--run-id", help="only this lab run's namespaces (%sRUNID-*)" % PREFIX)
+    cl.add_argument("--stale", action="store_true",
+                    help="only labs whose owning process is gone (safe beside running labs)")
     a = ap.parse_args(argv)
     if a.cmd == "rules":
         sys.stdout.write(router_rules(a.site, a.nat, a.hairpin))
@@ -585,7 +641,11 @@ def main(argv=None):
         print("lab.py: %s needs root (network namespaces)" % a.cmd, file=sys.stderr)
         return 2
     if a.cmd == "cleanup":
-        for n in cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX):
+        if a.stale:
+            names = cleanup_stale()
+        else:
+            names = cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX)
+        for n in names:
             print("removed", n)
         return 0
     with Lab(a.site_a, a.site_b, a.hairpin, a.shared) as lab:
