@@ -293,17 +293,17 @@ for kind in chan send; do
 		fi
 	done
 done
+declare -A aps apc per_alloc all_in
 for s in $running; do
-	aps=$(awk -v n="${a_n[$s]:-0}" -v t="${a_s[$s]:-0}" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
-	apc=$(awk -v n="${a_n[$s]:-0}" -v d="${a_ticks[$s]:-0}" -v hz="$hz" 'BEGIN { printf "%.0f", (d > 0 ? n * hz / d : 0) }')
+	aps[$s]=$(awk -v n="${a_n[$s]:-0}" -v t="${a_s[$s]:-0}" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
+	apc[$s]=$(awk -v n="${a_n[$s]:-0}" -v d="${a_ticks[$s]:-0}" -v hz="$hz" 'BEGIN { printf "%.0f", (d > 0 ? n * hz / d : 0) }')
 	cpu=$(awk -v d="${a_ticks[$s]:-0}" -v hz="$hz" -v t="${a_s[$s]:-0}" 'BEGIN { printf "%.0f", (t > 0 ? 100 * d / hz / t : 0) }')
-	row "allocs (auth)" "$s" "$aps" "-" "$cpu" "$apc" "${a_failed[$s]:-0} failed/${a_n[$s]:-0}"
-	eval "aps_$s=$aps apc_$s=$apc"
+	row "allocs (auth)" "$s" "${aps[$s]}" "-" "$cpu" "${apc[$s]}" "${a_failed[$s]:-0} failed/${a_n[$s]:-0}"
 done
 if both; then
-	r=$(ratio "$aps_stund" "$aps_coturn")
+	r=$(ratio "${aps[stund]}" "${aps[coturn]}")
 	echo "  stund/coturn: allocations/s $r (target >= 2: $(verdict "$r" ">=" 2))," \
-		"per CPU-second $(ratio "$apc_stund" "$apc_coturn")"
+		"per CPU-second $(ratio "${apc[stund]}" "${apc[coturn]}")"
 fi
 echo
 printf '%-22s %-7s %7s %12s %10s %12s %12s\n' "memory" server held "base RSS kB" "RSS kB" \
@@ -318,11 +318,13 @@ for k in "${ks[@]}"; do
 			'BEGIN { printf "%.0f", (h > 0 ? a * 1024 / h : 0) }')
 		printf '%-22s %-7s %7s %12s %10s %12s %12s\n' "hold $k allocations" "$s" "$h" \
 			"${base_kb[$s]}" "${rss_at[$s.$k]:--}" "$per" "$all"
-		eval "per_${s}_$k=$per"
+		per_alloc[$s.$k]=$per
+		all_in[$s.$k]=$all
 	done
 	if [ -n "${pid[stund]:-}" ]; then
-		v=per_stund_$k
-		echo "  stund at $k: ${!v} bytes per allocation (target <= 2048: $(verdict "${!v}" "<=" 2048))"
+		echo "  stund at $k: ${per_alloc[stund.$k]} bytes per allocation" \
+			"(target <= 2048: $(verdict "${per_alloc[stund.$k]}" "<=" 2048));" \
+			"all-in (RSS / allocations) ${all_in[stund.$k]}"
 	fi
 done
 exit 0

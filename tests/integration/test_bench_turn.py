@@ -128,7 +128,7 @@ def allocs_made_with_auth_and_deleted():
 def hold_reports_each_step_then_deletes():
     _, port, mport = stund()
     p = Proc([LOAD, "-s", "127.0.0.1:%d" % port, "-u", "u:p", "-m", "hold", "-K", "20,120",
-              "-H", "5"])
+              "-H", "3"])
     p.wait_line(r"^turn_load hold_step .*want=20 allocs=20 failed=0")
     # held while the step is announced: the server has them all
     assert metric(mport, 'stund_turn_allocations{worker="0"}') == 20
