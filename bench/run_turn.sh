@@ -8,7 +8,7 @@
 # allocations per second with long-term authentication. Prints one table
 # with the ratios against the targets of issue 4. See bench/README.md.
 #
-#   bench/run_turn.sh [-d SECONDS] [-n CLIENTS] [-w WINDOW] [-K "1000,10000"]
+#   bench/run_turn.sh [-d SECONDS] [-R ROUNDS] [-n CLIENTS] [-w WINDOW] [-K "1000,10000"]
 #                     [-a ALLOCS] [-r ALLOC_ROUNDS] [-s "stund coturn"]
 #                     [--ports LO-HI] [--server-cpu N] [--client-cpu N]
 #                     [--no-build] [--build-dir DIR] [--long]
@@ -17,17 +17,18 @@ cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
 
-seconds=5 clients=4 window=32 steps=1000,10000 allocs=5000 alloc_rounds=5
+seconds=4 rounds=2 clients=4 window=32 steps=1000,10000 allocs=5000 alloc_rounds=5
 servers="stund coturn" ports=4000-19999 server_cpu=0 client_cpu=1 do_build=1 long=0
 usage() {
-	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
-	echo "defaults: -d $seconds -n $clients -w $window -K $steps -a $allocs -r $alloc_rounds"
+	sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'
+	echo "defaults: -d $seconds -R $rounds -n $clients -w $window -K $steps -a $allocs -r $alloc_rounds"
 	echo "          -s \"$servers\" --ports $ports --server-cpu $server_cpu --client-cpu $client_cpu;"
 	echo "          more than 120 s of relay load in total needs --long"
 }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-d) seconds=$2; shift ;;
+	-R) rounds=$2; shift ;;
 	-n) clients=$2; shift ;;
 	-w) window=$2; shift ;;
 	-K) steps=$2; shift ;;
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-for v in "$seconds" "$clients" "$window" "$allocs" "$alloc_rounds" "$server_cpu" "$client_cpu"; do
+for v in "$seconds" "$rounds" "$clients" "$window" "$allocs" "$alloc_rounds" "$server_cpu" "$client_cpu"; do
 	[[ $v =~ ^[0-9]+$ ]] || { echo "run_turn: '$v' is not a whole number" >&2; exit 2; }
 done
 [[ $steps =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_turn: -K wants counts like 1000,10000" >&2; exit 2; }
@@ -58,7 +59,7 @@ if [ $((max_port - min_port + 1)) -lt $((biggest + 1000)) ]; then
 	exit 2
 fi
 nserv=$(wc -w <<<"$servers")
-total=$((seconds * 4 * nserv))
+total=$((seconds * rounds * 4 * nserv))
 if [ "$total" -gt 120 ] && [ "$long" = 0 ]; then
 	echo "run_turn: $total s of relay load in total; more than 120 s needs --long" >&2
 	exit 2
@@ -200,24 +201,37 @@ hold() { # name
 }
 
 # ---- relay: packets both ways through the server -------------------------
-declare -A rate mbps lost cpu_pct per_cpu
-relay() { # name kind payload
-	local name=$1 key="$1.$2.$3" before after line t
+declare -A r_secs r_pkts r_bits r_relayed r_ticks r_lost r_sent
+add() { awk -v a="${1:-0}" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
+relay() { # name kind payload: one run, added to the sums of the rounds
+	local name=$1 k="$1.$2.$3" before after line t
 	before=$(cpu_ticks "${pid[$name]}")
 	line=$(load "$name" -m relay -k "$2" -l "$3" -n "$clients" -w "$window" -d "$seconds") || true
 	after=$(cpu_ticks "${pid[$name]}")
 	echo "  $line"
 	[ -n "$line" ] || return 0
 	t=$(field "$line" seconds)
-	rate[$key]=$(field "$line" pps)
-	mbps[$key]=$(field "$line" mbps)
-	lost[$key]="$(($(field "$line" lost_out) + $(field "$line" lost_in)))/$(($(field "$line" sent) + $(field "$line" peer_tx)))"
-	cpu_pct[$key]=$(awk -v d=$((after - before)) -v hz="$hz" -v s="$t" \
-		'BEGIN { printf "%.0f", (s > 0 ? 100 * d / hz / s : 0) }')
+	r_secs[$k]=$(add "${r_secs[$k]:-}" "$t")
+	r_pkts[$k]=$(add "${r_pkts[$k]:-}" "$(awk -v r="$(field "$line" pps)" -v t="$t" 'BEGIN { print r * t }')")
+	r_bits[$k]=$(add "${r_bits[$k]:-}" "$(awk -v r="$(field "$line" mbps)" -v t="$t" 'BEGIN { print r * t }')")
 	# every relayed packet of the run (setup and drain included) per
 	# server CPU-second of the run
-	per_cpu[$key]=$(awk -v n="$(field "$line" relayed)" -v d=$((after - before)) -v hz="$hz" \
+	r_relayed[$k]=$((${r_relayed[$k]:-0} + $(field "$line" relayed)))
+	r_ticks[$k]=$((${r_ticks[$k]:-0} + after - before))
+	r_lost[$k]=$((${r_lost[$k]:-0} + $(field "$line" lost_out) + $(field "$line" lost_in)))
+	r_sent[$k]=$((${r_sent[$k]:-0} + $(field "$line" sent) + $(field "$line" peer_tx)))
+}
+declare -A rate mbps lost cpu_pct per_cpu
+relay_figures() { # key
+	local k=$1
+	[ -n "${r_secs[$k]:-}" ] || return 0
+	rate[$k]=$(awk -v n="${r_pkts[$k]}" -v t="${r_secs[$k]}" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
+	mbps[$k]=$(awk -v n="${r_bits[$k]}" -v t="${r_secs[$k]}" 'BEGIN { printf "%.1f", (t > 0 ? n / t : 0) }')
+	cpu_pct[$k]=$(awk -v d="${r_ticks[$k]}" -v hz="$hz" -v t="${r_secs[$k]}" \
+		'BEGIN { printf "%.0f", (t > 0 ? 100 * d / hz / t : 0) }')
+	per_cpu[$k]=$(awk -v n="${r_relayed[$k]}" -v d="${r_ticks[$k]}" -v hz="$hz" \
 		'BEGIN { printf "%.0f", (d > 0 ? n * hz / d : 0) }')
+	lost[$k]="${r_lost[$k]}/${r_sent[$k]}"
 }
 
 # ---- allocations per second with authentication --------------------------
@@ -254,12 +268,15 @@ echo "servers on CPU $server_cpu, turn_load on CPU $client_cpu; relayed ports $p
 # Memory first, on fresh servers: allocation churn leaves coturn's heap large.
 echo "hold: allocations $steps, each step held 1 s while RSS is read"
 for s in $running; do hold "$s"; done
-echo "relay: $clients clients x $window packets outstanding, peer echoes, $seconds s per run"
-for kind in chan send; do
-	for size in 100 1000; do
-		for s in $running; do relay "$s" "$kind" "$size"; done
+echo "relay: $clients clients x $window packets outstanding, peer echoes, $rounds round(s) of $seconds s"
+for r in $(seq "$rounds"); do
+	for kind in chan send; do
+		for size in 100 1000; do
+			for s in $running; do relay "$s" "$kind" "$size"; done
+		done
 	done
 done
+for k in "${!r_secs[@]}"; do relay_figures "$k"; done
 echo "allocs: $alloc_rounds round(s) of $allocs allocations (401, Allocate, Refresh 0), 64 outstanding"
 for r in $(seq "$alloc_rounds"); do
 	for s in $running; do allocs_round "$s"; done
