@@ -4,6 +4,8 @@
 # ceiling), stund and coturn's turnserver, each with one worker pinned to one
 # core while bench/binding_load runs on the other core. Prints requests/s,
 # per worker, loss, server CPU, peak RSS and the ratios. See bench/README.md.
+# -d is the load time per server (default 10 s), cut into -r interleaved
+# rounds (default 5); each figure is the best round.
 #
 #   bench/run_binding.sh [-d SECONDS] [-r ROUNDS] [-f FLOWS] [-w WINDOW]
 #                        [-b BATCH] [-F] [-s "bare stund coturn"]
@@ -14,10 +16,10 @@ cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
 
-seconds=10 rounds=1 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
+seconds=10 rounds=5 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
 server_cpu=0 client_cpu=1 do_build=1 long=0
 usage() {
-	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'
 	echo "defaults: -d $seconds -r $rounds -f $flows -w $window -b $batch -s \"$servers\""
 	echo "          --server-cpu $server_cpu --client-cpu $client_cpu;"
 	echo "          load above 60 s in total needs --long"
@@ -45,7 +47,10 @@ for v in "$seconds" "$rounds" "$flows" "$window" "$batch" "$server_cpu" "$client
 	[[ $v =~ ^[0-9]+$ ]] || { echo "run_binding: '$v' is not a whole number" >&2; exit 2; }
 done
 nserv=$(wc -w <<<"$servers")
-total=$((seconds * rounds * nserv))
+total=$((seconds * nserv))
+[ "$rounds" -ge 1 ] || { echo "run_binding: -r needs at least 1 round" >&2; exit 2; }
+# -d is the load time per server, cut into ROUNDS interleaved rounds.
+round_secs=$(awk -v d="$seconds" -v r="$rounds" 'BEGIN { printf "%.3f", d / r }')
 if [ "$total" -gt 60 ] && [ "$long" = 0 ]; then
 	echo "run_binding: $total s of load in total; more than 60 s needs --long" >&2
 	exit 2
@@ -147,29 +152,36 @@ start() { # name
 	unset "pid[$1]"
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks (user + system) of a process, empty once it is gone.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
 field() { grep -o "$2=[^ ]*" <<<"$1" | cut -d= -f2; }
 
-declare -A rps lost invalid cpu gen_cpu
+# Best round per server for the rates; loss and invalid summed over rounds.
+declare -A rps cpu gen_cpu sent lost invalid died
 measure() { # name round
-	local name=$1 before after line hz
+	local name=$1 before after line r
 	before=$(cpu_ticks "${pid[$name]}")
 	line=$(timeout $((seconds + 15)) taskset -c "$client_cpu" "$build/binding_load" \
-		-s "127.0.0.1:${port[$name]}" -d "$seconds" -f "$flows" -w "$window" \
+		-s "127.0.0.1:${port[$name]}" -d "$round_secs" -f "$flows" -w "$window" \
 		-b "$batch" $fp -L "$name") || true
 	after=$(cpu_ticks "${pid[$name]}")
-	echo "  round $2: $line"
-	[ -n "$line" ] || return 0
-	hz=$(getconf CLK_TCK)
-	local r; r=$(field "$line" rps)
-	if [ -z "${rps[$name]:-}" ] || [ "$r" -gt "${rps[$name]}" ]; then
-		rps[$name]=$r
-		lost[$name]=$(field "$line" lost)/$(field "$line" sent)
-		invalid[$name]=$(field "$line" invalid)
-		gen_cpu[$name]=$(field "$line" cpu_pct)
-		cpu[$name]=$(awk -v t=$((after - before)) -v hz="$hz" -v s="$(field "$line" seconds)" \
-			'BEGIN { printf "%.0f", 100 * t / hz / s }')
+	echo "  round $2: ${line:-no figures from binding_load}"
+	if [ -z "$after" ]; then
+		echo "run_binding: $name DIED during round $2; dropped from the table" >&2
+		unset "pid[$name]" "rps[$name]"
+		died[$name]="died in round $2"
+		return 0
 	fi
+	[ -n "$line" ] || return 0
+	sent[$name]=$((${sent[$name]:-0} + $(field "$line" sent)))
+	lost[$name]=$((${lost[$name]:-0} + $(field "$line" lost)))
+	invalid[$name]=$((${invalid[$name]:-0} + $(field "$line" invalid)))
+	r=$(field "$line" rps)
+	if [ -n "${rps[$name]:-}" ] && [ "$r" -le "${rps[$name]}" ]; then return 0; fi
+	rps[$name]=$r
+	gen_cpu[$name]=$(field "$line" cpu_pct)
+	cpu[$name]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+		-v s="$(field "$line" seconds)" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
 }
 
 if [ "$do_build" = 1 ]; then
@@ -182,8 +194,9 @@ for s in $servers; do
 	esac
 done
 
-echo "load: binding_load -f $flows -w $window -b $batch ${fp:+$fp }-d $seconds, $rounds round(s)," \
-	"server on CPU $server_cpu, load generator on CPU $client_cpu"
+echo "load: binding_load -f $flows -w $window -b $batch ${fp:+$fp }-d $round_secs," \
+	"$rounds interleaved round(s) per server; server on CPU $server_cpu," \
+	"load generator on CPU $client_cpu"
 for r in $(seq "$rounds"); do
 	for s in $servers; do
 		if [ -n "${pid[$s]:-}" ]; then measure "$s" "$r"; fi
@@ -193,17 +206,25 @@ done
 rss() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else printf "0" }'; }
-printf '\n%-7s %7s %9s %12s %5s %8s %12s %7s %7s %8s %8s\n' server workers "req/s" \
-	"req/s/worker" "cpu%" "gen_cpu%" "lost/sent" invalid "rss_MB" "vs_bare" "req/cpu-s"
+printf '\n%-7s %7s %9s %12s %5s %8s %12s %7s %7s %8s %9s %8s\n' server workers "req/s" \
+	"req/s/worker" "cpu%" "gen_cpu%" "lost/sent" invalid "rss_MB" "vs_bare" "req/cpu-s" \
+	"vs_bare"
+bare_pc=0
+if [ -n "${rps[bare]:-}" ]; then bare_pc=$(per_cpu "${rps[bare]}" "${cpu[bare]}"); fi
 for s in $servers; do
-	if [ -z "${rps[$s]:-}" ]; then printf '%-7s %s\n' "$s" "skipped"; continue; fi
-	printf '%-7s %7d %9d %12d %5s %8s %12s %7s %7s %8s %9s\n' "$s" 1 "${rps[$s]}" \
-		"${rps[$s]}" "${cpu[$s]}" "${gen_cpu[$s]}" "${lost[$s]}" "${invalid[$s]}" \
-		"$(rss "${pid[$s]}")" "$(ratio "${rps[$s]}" "${rps[bare]:-0}")" \
-		"$(per_cpu "${rps[$s]}" "${cpu[$s]}")"
+	if [ -z "${rps[$s]:-}" ]; then printf '%-7s %s\n' "$s" "${died[$s]:-skipped}"; continue; fi
+	pc=$(per_cpu "${rps[$s]}" "${cpu[$s]}")
+	printf '%-7s %7d %9d %12d %5s %8s %12s %7s %7s %8s %9s %8s\n' "$s" 1 "${rps[$s]}" \
+		"${rps[$s]}" "${cpu[$s]}" "${gen_cpu[$s]}" "${lost[$s]}/${sent[$s]}" "${invalid[$s]}" \
+		"$(rss "${pid[$s]}")" "$(ratio "${rps[$s]}" "${rps[bare]:-0}")" "$pc" \
+		"$(ratio "$pc" "$bare_pc")"
 done
 if [ -n "${rps[stund]:-}" ] && [ -n "${rps[coturn]:-}" ]; then
-	echo "stund/coturn: $(ratio "${rps[stund]}" "${rps[coturn]}")"
+	echo "stund/coturn: $(ratio "${rps[stund]}" "${rps[coturn]}") (req/s)," \
+		"$(ratio "$(per_cpu "${rps[stund]}" "${cpu[stund]}")" \
+			"$(per_cpu "${rps[coturn]}" "${cpu[coturn]}")") (req/cpu-s)"
 fi
-if [ "$rounds" -gt 1 ]; then echo "(best of $rounds rounds per server)"; fi
+if [ "$rounds" -gt 1 ]; then
+	echo "(rates: the best of $rounds rounds of $round_secs s; lost/sent and invalid: all rounds)"
+fi
 exit 0

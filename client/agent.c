@@ -151,6 +151,8 @@ static unsigned sending_local(const struct ice_checklist *cl, unsigned i)
 	return i;
 }
 
+static uint64_t pair_prio(const struct ice_checklist *cl, const struct ice_pair *p);
+
 static int pair_cmp(const void *a, const void *b)
 {
 	const struct ice_pair *x = a, *y = b;
@@ -169,8 +171,7 @@ static void pair_make(struct ice_checklist *cl, unsigned l, unsigned r)
 	p->local = (uint8_t)l;
 	p->remote = (uint8_t)r;
 	/* G: the controlling agent's candidate, D: the controlled one's */
-	p->priority = cl->controlling ? ice_pair_priority(lc->priority, rc->priority)
-				      : ice_pair_priority(rc->priority, lc->priority);
+	p->priority = pair_prio(cl, p);
 	p->state = ICE_PAIR_FROZEN;
 	size_t ll = strnlen(lc->foundation, ICE_FOUNDATION_MAX - 1);
 	size_t rl = strnlen(rc->foundation, ICE_FOUNDATION_MAX - 1);
@@ -268,13 +269,22 @@ static void unfreeze_idle_foundations(struct ice_checklist *cl)
 	}
 }
 
+/* The highest-priority pair in state st (pairs added after forming, e.g.
+ * for peer-reflexive candidates, are appended: indexes stay stable). */
+static int highest_in(const struct ice_checklist *cl, enum ice_pair_state st)
+{
+	int best = -1;
+
+	for (unsigned i = 0; i < cl->n_pairs; i++)
+		if (cl->pairs[i].state == st &&
+		    (best < 0 || cl->pairs[i].priority > cl->pairs[best].priority))
+			best = (int)i;
+	return best;
+}
+
 static int highest_waiting(const struct ice_checklist *cl)
 {
-	/* the list is sorted by priority, so the first Waiting one */
-	for (unsigned i = 0; i < cl->n_pairs; i++)
-		if (cl->pairs[i].state == ICE_PAIR_WAITING)
-			return (int)i;
-	return -1;
+	return highest_in(cl, ICE_PAIR_WAITING);
 }
 
 int ice_checklist_next(struct ice_checklist *cl)
@@ -365,8 +375,35 @@ bool ice_checklist_failed(const struct ice_checklist *cl)
 
 int ice_checklist_best_valid(const struct ice_checklist *cl)
 {
+	return highest_in(cl, ICE_PAIR_SUCCEEDED);
+}
+
+static uint64_t pair_prio(const struct ice_checklist *cl, const struct ice_pair *p)
+{
+	uint32_t l = cl->local[p->local].priority, r = cl->remote[p->remote].priority;
+
+	return cl->controlling ? ice_pair_priority(l, r) : ice_pair_priority(r, l);
+}
+
+void ice_checklist_set_role(struct ice_checklist *cl, bool controlling)
+{
+	cl->controlling = controlling;
 	for (unsigned i = 0; i < cl->n_pairs; i++)
-		if (cl->pairs[i].state == ICE_PAIR_SUCCEEDED)
-			return (int)i;
-	return -1;
+		cl->pairs[i].priority = pair_prio(cl, &cl->pairs[i]);
+}
+
+int ice_checklist_add_remote(struct ice_checklist *cl, const struct ice_cand *c)
+{
+	unsigned r = cl->n_remote;
+
+	if (r >= ICE_MAX_CANDS)
+		return -1;
+	cl->remote[cl->n_remote++] = *c;
+	for (unsigned l = 0; l < cl->n_local && cl->n_pairs < ICE_MAX_PAIRS; l++) {
+		if (is_reflexive(cl->local[l].type) || !pairable(&cl->local[l], c))
+			continue; /* s6.1.2.4: checks go from bases */
+		pair_make(cl, l, r);
+		cl->pairs[cl->n_pairs - 1].state = ICE_PAIR_WAITING;
+	}
+	return (int)r;
 }

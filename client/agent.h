@@ -106,6 +106,12 @@ unsigned ice_checklist_rto_ms(const struct ice_checklist *cl, unsigned ta_ms);
 bool ice_checklist_failed(const struct ice_checklist *cl);
 /* The highest-priority Succeeded pair, or -1. */
 int ice_checklist_best_valid(const struct ice_checklist *cl);
+/* s7.2.5.1 / s7.3.1.1: a role switch recomputes every pair priority. */
+void ice_checklist_set_role(struct ice_checklist *cl, bool controlling);
+/* s7.3.1.3: a peer-reflexive remote candidate learnt from a check: paired
+ * with every local base (new pairs Waiting, appended: existing indexes do
+ * not move). Returns its remote index or -1 when full. */
+int ice_checklist_add_remote(struct ice_checklist *cl, const struct ice_cand *c);
 const char *ice_pair_state_str(enum ice_pair_state s);
 
 #endif

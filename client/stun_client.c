@@ -31,7 +31,9 @@ struct stun_txn {
 	size_t len;
 	unsigned sends;
 	unsigned auth_tries;
-	bool authed;               /* this attempt carries integrity */
+	bool authed;               /* this attempt carries long-term integrity */
+	uint8_t short_key[STUN_KEY_MAX * 8];
+	size_t short_keylen;       /* > 0: short-term MESSAGE-INTEGRITY */
 	bool bad_integrity;        /* a response failed the integrity check */
 	ev_tstamp t0;
 	ev_timer timer;
@@ -229,6 +231,8 @@ static int txn_build(struct stun_txn *t)
 	t->authed = t->req.cred && t->req.cred->alg;
 	if (t->authed)
 		stun_client_add_auth(&b, t->req.cred);
+	else if (t->short_keylen)
+		stun_build_mi(&b, t->short_key, t->short_keylen); /* s9.1.2 */
 	if (t->req.fingerprint)
 		stun_build_fingerprint(&b);
 	int n = stun_build_finish(&b);
@@ -359,6 +363,15 @@ int stun_client_request(struct stun_client *c, const struct stun_request *r,
 	t->c = c;
 	t->req = *r;
 	t->rto = r->rto ? *r->rto : c->rto;
+	if (r->short_key) {
+		if (r->short_keylen > sizeof(t->short_key)) {
+			free(t);
+			return -EINVAL;
+		}
+		memcpy(t->short_key, r->short_key, r->short_keylen);
+		t->short_keylen = r->short_keylen;
+		t->req.short_key = NULL;
+	}
 	ev_timer_init(&t->timer, txn_timer_cb, 0., 0.);
 	t->timer.data = t;
 	err = txn_start(t);
@@ -433,6 +446,9 @@ static bool integrity_ok(const struct stun_txn *t, const struct stun_msg *m)
 {
 	const struct stun_cred *cred = t->req.cred;
 
+	if (t->short_keylen) /* s9.1.4: the response must carry our key's MI */
+		return stun_msg_has(m, STUN_ATTR_MESSAGE_INTEGRITY) &&
+		       stun_msg_verify_mi(m, t->short_key, t->short_keylen) == 0;
 	if (!t->authed)
 		return true;
 	if (m->cls == STUN_CLASS_ERROR && (m->error.code == 401 || m->error.code == 438))
@@ -673,4 +689,27 @@ int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const voi
 	if (sendto(c->fd, buf, len, 0, &dest->sa, stun_sockaddr_len(dest)) < 0)
 		return -errno;
 	return 0;
+}
+
+int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
+			const stun_sockaddr *to, uint16_t error_code, stun_attrs_fn attrs,
+			void *attrs_arg, const uint8_t *key, size_t keylen)
+{
+	uint8_t buf[TXN_BUF_MAX];
+	struct stun_builder b;
+	int n;
+
+	stun_build_init(&b, buf, sizeof(buf), m->method,
+			error_code ? STUN_CLASS_ERROR : STUN_CLASS_SUCCESS, m->tid);
+	if (error_code)
+		stun_build_error(&b, error_code, NULL);
+	if (attrs)
+		attrs(&b, attrs_arg);
+	if (key)
+		stun_build_mi(&b, key, keylen);
+	stun_build_fingerprint(&b);
+	n = stun_build_finish(&b);
+	if (n < 0)
+		return n;
+	return stun_client_send(c, to, buf, (size_t)n);
 }

@@ -87,7 +87,12 @@ struct stun_request {
 	stun_sockaddr dest;
 	stun_attrs_fn attrs;       /* may be NULL */
 	void *attrs_arg;           /* must stay valid until the callback */
-	struct stun_cred *cred;    /* borrowed; NULL: no authentication */
+	struct stun_cred *cred;    /* borrowed; NULL: no long-term credentials */
+	/* Short-term credentials (RFC 8489 s9.1, ICE checks): the attrs
+	 * callback adds USERNAME; the client adds MESSAGE-INTEGRITY with this
+	 * key (copied) and accepts only responses that carry it (s9.1.4). */
+	const uint8_t *short_key;
+	size_t short_keylen;
 	const struct stun_rto *rto;/* NULL: the client's */
 	bool fingerprint;          /* add FINGERPRINT (s14.7) */
 	stun_txn_cb cb;
@@ -130,6 +135,14 @@ int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const voi
  * MESSAGE-INTEGRITY(-SHA256) for cred, as on a request (for indications
  * that need them). Does nothing before the first challenge. */
 void stun_client_add_auth(struct stun_builder *b, const struct stun_cred *cred);
+
+/* Answer a request m (received from `to`) with a success or error
+ * response: attrs adds the method's attributes (e.g. XOR-MAPPED-ADDRESS);
+ * error_code 0 for success; key (may be NULL) adds MESSAGE-INTEGRITY;
+ * FINGERPRINT always. */
+int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
+			const stun_sockaddr *to, uint16_t error_code, stun_attrs_fn attrs,
+			void *attrs_arg, const uint8_t *key, size_t keylen);
 
 /* Name of a status, for messages a person reads. */
 const char *stun_txn_status_str(enum stun_txn_status s);

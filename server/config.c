@@ -543,6 +543,9 @@ static const struct key keys[] = {
 	{ "allowed-peer-ip", K_VALUE, true, false, set_peer_range, 0, 0, 0,
 	  "an IP, a range IP-IP or a prefix IP/LEN", "none",
 	  "Peer addresses TURN allows even if denied (repeatable)." },
+	{ "max-allocate-lifetime", K_VALUE, false, false, set_u32, OFF(max_allocate_lifetime),
+	  600, 86400, "seconds, 600-86400", "3600",
+	  "Longest TURN allocation lifetime granted (RFC 8656 s7.2; the default is 600)." },
 	{ "user-quota", K_VALUE, false, false, set_u32, OFF(user_quota), 0, UINT32_MAX,
 	  "a number (0 = unlimited)", "0", "Allocations per user." },
 	{ "total-quota", K_VALUE, false, false, set_u32, OFF(total_quota), 0, UINT32_MAX,
@@ -742,6 +745,7 @@ static void defaults(struct config *c)
 	c->tls_listening_port = CFG_DEFAULT_TLS_PORT;
 	c->min_port = 49152;
 	c->max_port = 65535;
+	c->max_allocate_lifetime = 3600;
 	c->rendezvous = true;
 	c->max_connections = 10000;
 	c->idle_timeout = 300;

@@ -53,6 +53,7 @@ struct config {
 	stun_sockaddr external_private; /* "external-ip = public/private" */
 	uint16_t min_port, max_port;
 	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited */
+	uint32_t max_allocate_lifetime;   /* seconds, RFC 8656 s7.2 */
 	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
 	bool allow_loopback_peers;
 	bool rfc5766_channels;            /* also accept channels 0x5000-0x7FFF */

@@ -31,6 +31,10 @@ struct stun_in {
 	struct stream_conn *conn;   /* TCP/TLS: the connection; NULL otherwise */
 	const stun_sockaddr *local; /* the exact local address (wildcard sockets,
 				     * from IP_PKTINFO); NULL: the laddr's */
+	/* TLS and DTLS: how to send to this peer later (TURN relays data to
+	 * the client this way; NULL: TURN is not offered there) */
+	int (*sess_send)(void *sess, const uint8_t *buf, size_t len);
+	void *sess;
 };
 
 struct stun_out {

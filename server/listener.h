@@ -65,6 +65,10 @@ struct stream_conn {
 	uint8_t *out;            /* unsent response bytes */
 	size_t out_len, out_cap;
 	bool closing;            /* draining: close once out is flushed */
+	/* Raw mode (an RFC 6062 client data connection, set by the TURN relay
+	 * after ConnectionBind): received bytes go to raw() unframed. */
+	void (*raw)(void *arg, const uint8_t *buf, size_t len);
+	void *raw_arg;
 	struct stream_conn *prev, *next;
 };
 

@@ -9,6 +9,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 #include "turn_frame.h"
 
@@ -130,6 +131,7 @@ void stream_conn_close(struct stream_conn *c)
 	struct worker *w = c->w;
 
 	turn_dispatch_conn_closed(c);
+	rdv_service_conn_closed(c);
 	ev_io_stop(w->loop, &c->rio);
 	ev_io_stop(w->loop, &c->wio);
 	ev_timer_stop(w->loop, &c->idle);
@@ -222,7 +224,8 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 	dispatch_stun(w, &in, &out);
 	if (out.len && stream_conn_send(c, resp, out.len))
 		return 1;
-	return 0;
+	/* after a ConnectionBind no more frames: stop parsing */
+	return c->raw ? 1 : 0;
 }
 
 static void conn_readable(struct ev_loop *loop, ev_io *io, int revents)
@@ -242,6 +245,11 @@ static void conn_readable(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	METRIC_ADD(c->w->metrics.rx_bytes, (uint64_t)n);
+	if (c->raw) {
+		ev_timer_again(c->w->loop, &c->idle);
+		c->raw(c->raw_arg, buf, (size_t)n);
+		return;
+	}
 	r = stream_rx_feed(&c->rx, buf, (size_t)n, on_frame, c);
 	if (r > 0)
 		return; /* closed by a failed send */

@@ -14,8 +14,10 @@
 
 #include "config.h"
 #include "listener.h"
+#include "listener_tls.h"
 #include "log.h"
 #include "turn.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 #include "metrics.h"
 #include "worker.h"
@@ -46,6 +48,8 @@ static size_t render_metrics(void *arg, char *buf, size_t cap)
 	for (int i = 0; i < s->n_workers && n < cap; i++)
 		if (s->workers[i]->turn)
 			n += turn_metrics_write(s->workers[i]->turn, i, buf + n, cap - n);
+	if (n < cap)
+		n += tls_metrics_write(s->workers, s->n_workers, buf + n, cap - n);
 	return n;
 }
 
@@ -67,6 +71,13 @@ static void reload(struct stund *s)
 		s->mp.reloads_rejected++;
 		log_msg(LOG_ERROR, "reload rejected: log-file %s: %s; the running configuration stays",
 			next->log_file, strerror(-r));
+		config_put(next);
+		return;
+	}
+	r = tls_shared_reload(&s->shared, next, err, sizeof(err));
+	if (r) {
+		s->mp.reloads_rejected++;
+		log_msg(LOG_ERROR, "reload rejected: %s; the running configuration stays", err);
 		config_put(next);
 		return;
 	}
@@ -172,6 +183,16 @@ static int serve(struct stund *s)
 		log_msg(LOG_ERROR, "cannot set up the TURN relay: %s", err);
 		return r;
 	}
+	r = rdv_service_setup(&s->shared, s->cfg, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "cannot set up the rendezvous: %s", err);
+		return r;
+	}
+	r = tls_shared_setup(&s->shared, s->cfg, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "cannot set up TLS: %s", err);
+		return r;
+	}
 	r = start_workers(s);
 	if (r)
 		return r;
@@ -205,6 +226,8 @@ static void shutdown_all(struct stund *s)
 	for (int i = 0; i < s->n_workers; i++)
 		worker_free(s->workers[i]);
 	turn_dispatch_teardown(&s->shared);
+	rdv_service_teardown(&s->shared);
+	tls_shared_teardown(&s->shared);
 	metrics_http_stop(s->http);
 	if (s->loop) {
 		ev_signal_stop(s->loop, &s->sighup);

@@ -31,6 +31,11 @@
 #define TLS_CONTENT_HANDSHAKE 22 /* RFC 5246 s6.2.1 ContentType */
 #define DTLS_RECORD_HDR_LEN 13   /* RFC 6347 s4.1 */
 
+/* Counters have one writer (the pool's loop) and may be read from another
+ * thread (the metrics endpoint): relaxed atomic load + store. */
+#define STAT_ADD(field, n) \
+	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
 struct tls_ctx {
 	atomic_int refs;
 	mbedtls_entropy_context entropy;
@@ -357,7 +362,7 @@ static void sess_free(struct tls_sess *s)
 			p->head = s->next;
 		if (s->next)
 			s->next->prev = s->prev;
-		p->stats.active--;
+		STAT_ADD(p->stats.active, -1);
 	}
 	if (!s->dgram && s->fd >= 0)
 		close(s->fd);
@@ -408,11 +413,11 @@ static void sess_fail(struct tls_sess *s, int ret)
 		return;
 	}
 	if (ret == MBEDTLS_ERR_SSL_TIMEOUT) {
-		st->handshake_timeouts++;
+		STAT_ADD(st->handshake_timeouts, 1);
 		sess_end(s, TLS_CLOSE_HANDSHAKE_TIMEOUT);
 		return;
 	}
-	st->handshake_failures++;
+	STAT_ADD(st->handshake_failures, 1);
 	sess_end(s, TLS_CLOSE_HANDSHAKE_FAILED);
 }
 
@@ -456,7 +461,7 @@ static int bio_dgram_send(void *ctx, const unsigned char *buf, size_t len)
 		tolen = 0;
 	}
 	if (sendto(s->fd, buf, len, 0, to, tolen) < 0)
-		s->pool->stats.send_dropped++;
+		STAT_ADD(s->pool->stats.send_dropped, 1);
 	return (int)len;
 }
 
@@ -525,7 +530,7 @@ static void sess_established(struct tls_sess *s)
 	struct tls_pool *p = s->pool;
 
 	s->established = true;
-	p->stats.handshakes++;
+	STAT_ADD(p->stats.handshakes, 1);
 	ev_timer_stop(p->loop, &s->hs_timer);
 	s->last_active = ev_now(p->loop);
 	ev_timer_set(&s->idle_timer, p->cfg.idle_timeout, 0.);
@@ -636,7 +641,7 @@ static void hs_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (s->established)
 		return;
-	s->pool->stats.handshake_timeouts++;
+	STAT_ADD(s->pool->stats.handshake_timeouts, 1);
 	sess_end(s, TLS_CLOSE_HANDSHAKE_TIMEOUT);
 }
 
@@ -651,7 +656,7 @@ static void idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_start(loop, w);
 		return;
 	}
-	s->pool->stats.idle_timeouts++;
+	STAT_ADD(s->pool->stats.idle_timeouts, 1);
 	mbedtls_ssl_close_notify(&s->ssl);
 	sess_end(s, TLS_CLOSE_IDLE);
 }
@@ -711,7 +716,7 @@ static void sess_adopt(struct tls_sess *s)
 		p->head->prev = s;
 	p->head = s;
 	s->in_pool = true;
-	p->stats.active++;
+	STAT_ADD(p->stats.active, 1);
 	s->last_active = now;
 	ev_timer_set(&s->hs_timer, p->cfg.handshake_timeout, 0.);
 	ev_timer_start(p->loop, &s->hs_timer);
@@ -755,7 +760,7 @@ static int sess_send_stream(struct tls_sess *s, const uint8_t *buf, size_t len)
 	int ret = out_reserve(s, len);
 
 	if (ret) {
-		s->pool->stats.overflows++;
+		STAT_ADD(s->pool->stats.overflows, 1);
 		sess_end(s, TLS_CLOSE_OVERFLOW);
 		return ret;
 	}
@@ -926,6 +931,16 @@ void *tls_pool_arg(const struct tls_pool *p)
 	return p->cfg.arg;
 }
 
+static bool pool_admit(struct tls_pool *p, struct tls_sess *s)
+{
+	const struct tls_pool_ops *ops = p->cfg.ops;
+
+	if (!ops->admit || ops->admit(p, (const struct sockaddr *)&s->peer.ss, s->peer.len))
+		return true;
+	STAT_ADD(p->stats.refused_cap, 1);
+	return false;
+}
+
 int tls_pool_accept(struct tls_pool *p, int fd, const struct sockaddr *peer,
 		    socklen_t peer_len, struct tls_sess **out)
 {
@@ -936,7 +951,7 @@ int tls_pool_accept(struct tls_pool *p, int fd, const struct sockaddr *peer,
 	if (p->cfg.kind != TLS_KIND_STREAM)
 		return -EINVAL;
 	if (p->stats.active >= p->cfg.max_sessions) {
-		p->stats.refused_cap++;
+		STAT_ADD(p->stats.refused_cap, 1);
 		return -EBUSY;
 	}
 	fl = fcntl(fd, F_GETFL);
@@ -946,6 +961,11 @@ int tls_pool_accept(struct tls_pool *p, int fd, const struct sockaddr *peer,
 	s = sess_new(p, false, fd, &key);
 	if (!s)
 		return -ENOMEM;
+	if (!pool_admit(p, s)) {
+		s->fd = -1; /* still the caller's */
+		sess_free(s);
+		return -EBUSY;
+	}
 	sess_adopt(s);
 	if (out)
 		*out = s;
@@ -985,11 +1005,11 @@ static int pool_hello(struct tls_pool *p, const struct tls_peer *peer,
 	int ret;
 
 	if (len < DTLS_RECORD_HDR_LEN || buf[0] != TLS_CONTENT_HANDSHAKE) {
-		p->stats.dgram_dropped++;
+		STAT_ADD(p->stats.dgram_dropped, 1);
 		return -EPROTO;
 	}
 	if (p->stats.active >= p->cfg.max_sessions) {
-		p->stats.refused_cap++;
+		STAT_ADD(p->stats.refused_cap, 1);
 		return -EBUSY;
 	}
 	g = gate_prepare(p, peer);
@@ -1000,13 +1020,15 @@ static int pool_hello(struct tls_pool *p, const struct tls_peer *peer,
 	ret = mbedtls_ssl_handshake(&g->ssl);
 	g->rx = NULL;
 	if (ret == MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED) {
-		p->stats.hello_verify_sent++;
+		STAT_ADD(p->stats.hello_verify_sent, 1);
 		return 0;
 	}
 	if (ret && ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
-		p->stats.dgram_dropped++;
+		STAT_ADD(p->stats.dgram_dropped, 1);
 		return -EPROTO;
 	}
+	if (!pool_admit(p, g))
+		return -EBUSY; /* the client's handshake will time out */
 	p->gate = NULL; /* the cookie was good: promote */
 	sess_adopt(g);
 	if (!ret)
@@ -1031,7 +1053,7 @@ int tls_pool_dgram(struct tls_pool *p, const struct sockaddr *peer, socklen_t pe
 	sess_drive(s);
 	if (s->rx) {
 		s->rx = NULL;
-		p->stats.dgram_dropped++;
+		STAT_ADD(p->stats.dgram_dropped, 1);
 		return -EAGAIN;
 	}
 	return 0;

@@ -66,6 +66,9 @@ struct tls_pool_ops {
 	void (*on_open)(struct tls_sess *s);
 	/* The session ends; it is freed when this returns. Optional. */
 	void (*on_close)(struct tls_sess *s, enum tls_close_reason why);
+	/* Optional: may a new session from peer be created? (A process-wide
+	 * connection cap.) Every admitted session gets an on_close later. */
+	bool (*admit)(struct tls_pool *p, const struct sockaddr *peer, socklen_t len);
 };
 
 struct tls_pool_cfg {

@@ -56,7 +56,8 @@ int turn_shared_new(const struct config *cfg, struct turn_shared **out, char *er
 	if (!sh)
 		return -ENOMEM;
 	sh->capacity = cfg->total_quota ? cfg->total_quota : TURN_CAPACITY_DEFAULT;
-	sh->max_lifetime = TURN_MAX_LIFETIME_DEFAULT;
+	sh->max_lifetime = cfg->max_allocate_lifetime ? cfg->max_allocate_lifetime
+						     : TURN_MAX_LIFETIME_DEFAULT;
 	sh->max_bps = cfg->max_bps;
 	sh->has_external = cfg->has_external_ip;
 	sh->external = cfg->external_ip;
@@ -156,6 +157,7 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 		turn_perm_pool_set_chan_max(turn_table_perms(ts->table), TURN_CHANNEL_MAX_RFC5766);
 	rx_init(ts);
 	ts->tid_seq[0] = seeded_hash_seed();
+	ts->next_conn_id = (uint32_t)seeded_hash_seed();
 	ev_timer_init(&ts->timer, timer_cb, 0., 0.);
 	ts->timer.data = ts;
 	ts->timer_at = INFINITY;

@@ -5,14 +5,14 @@
  * The server core hands TURN traffic here: requests of the TURN methods,
  * Send indications and ChannelData, each with the link it arrived on.
  * Relayed data goes back to the client over that link: a UDP socket (sent
- * here with sendmmsg) or a stream connection (through the link's ops). */
+ * here with sendmmsg), or the link's send function (a TCP connection, a
+ * TLS or DTLS session). */
 #ifndef STUND_TURN_H
 #define STUND_TURN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "stun_msg.h"
 
@@ -21,18 +21,18 @@ struct config;
 struct auth_ctx;
 struct peer_filter;
 
-/* How to reach a client: its 5-tuple and the socket or connection. */
-struct turn_link_ops {
-	/* Queue bytes on a stream connection (already framed and padded).
-	 * Returns 0, or < 0 when the connection cannot take them (dropped). */
-	int (*send)(void *conn, const struct iovec *iov, int iovcnt);
-};
+struct stream_conn;
 
+/* How to reach a client: its 5-tuple and the socket or session. */
 struct turn_link {
-	uint8_t proto;          /* IPPROTO_UDP, or IPPROTO_TCP for TCP and TLS */
-	int udp_fd;             /* UDP: the listening socket it arrived on */
-	const struct turn_link_ops *ops; /* streams */
-	void *conn;             /* streams: the connection (borrowed) */
+	uint8_t proto;          /* of the 5-tuple: IPPROTO_UDP (UDP, DTLS) or
+				 * IPPROTO_TCP (TCP, TLS) */
+	int udp_fd;             /* plain UDP: the listening socket; else -1 */
+	/* Otherwise: queue bytes (already framed) to the client; 0, or < 0
+	 * when it cannot take them. May close conn, and so the allocation. */
+	int (*send)(void *conn, const uint8_t *buf, size_t len);
+	void *conn;             /* borrowed */
+	struct stream_conn *stream; /* plain TCP only (RFC 6062 data connections) */
 	stun_sockaddr client;   /* the client's (server-reflexive) address */
 	stun_sockaddr local;    /* the server address it arrived on */
 };

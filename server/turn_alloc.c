@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "seeded_hash.h"
 
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
@@ -26,7 +27,7 @@ struct turn_quota {
 	uint64_t seed;
 	uint32_t mask;
 	struct turn_user **buckets;
-	struct turn_user *mem, *free_list;
+	struct pool users;
 	struct turn_user anon; /* "" : counted in the total only */
 };
 
@@ -38,16 +39,10 @@ struct turn_quota *turn_quota_new(uint32_t total, uint32_t per_user, uint32_t ma
 	if (!q)
 		return NULL;
 	q->buckets = calloc(nb, sizeof(*q->buckets));
-	q->mem = calloc(max_users ? max_users : 1, sizeof(*q->mem));
-	if (!q->buckets || !q->mem) {
+	if (!q->buckets || pool_init(&q->users, max_users, sizeof(struct turn_user))) {
 		free(q->buckets);
-		free(q->mem);
 		free(q);
 		return NULL;
-	}
-	for (uint32_t i = max_users; i-- > 0;) {
-		q->mem[i].next = q->free_list;
-		q->free_list = &q->mem[i];
 	}
 	pthread_mutex_init(&q->lock, NULL);
 	q->mask = nb - 1;
@@ -63,7 +58,7 @@ void turn_quota_free(struct turn_quota *q)
 		return;
 	pthread_mutex_destroy(&q->lock);
 	free(q->buckets);
-	free(q->mem);
+	pool_destroy(&q->users);
 	free(q);
 }
 
@@ -98,11 +93,9 @@ static int quota_take_locked(struct turn_quota *q, const char *name, size_t len,
 		*out = u;
 		return 0;
 	}
-	if (!q->free_list)
+	u = pool_get(&q->users);
+	if (!u)
 		return -ENOSPC;
-	u = q->free_list;
-	q->free_list = u->next;
-	memset(u, 0, sizeof(*u));
 	memcpy(u->name, name, len);
 	u->len = (uint16_t)len;
 	*pp = u;
@@ -135,8 +128,7 @@ void turn_quota_put(struct turn_quota *q, struct turn_user *u)
 		struct turn_user **pp = user_slot(q, u->name, u->len);
 
 		*pp = u->next;
-		u->next = q->free_list;
-		q->free_list = u;
+		pool_put(&q->users, u);
 	}
 	pthread_mutex_unlock(&q->lock);
 }
@@ -167,9 +159,7 @@ struct turn_table {
 	uint32_t mask;
 	struct turn_alloc **by_ft;
 	struct turn_rel_node **by_rel;
-	uint8_t *mem;
-	size_t stride;
-	struct turn_alloc *free_list;
+	struct pool allocs;
 	struct turn_alloc **heap;
 	uint32_t n_heap, count;
 };
@@ -207,21 +197,16 @@ static int table_alloc_mem(struct turn_table *t)
 {
 	uint32_t cap = t->cfg.capacity, nb = seeded_hash_buckets(cap * 2);
 
-	t->stride = ALIGN16(sizeof(struct turn_alloc)) + ALIGN16(t->cfg.ext_size);
-	t->mem = calloc(cap ? cap : 1, t->stride);
+	if (pool_init(&t->allocs, cap, ALIGN16(sizeof(struct turn_alloc)) +
+		      ALIGN16(t->cfg.ext_size)))
+		return -ENOMEM;
 	t->heap = calloc(cap ? cap : 1, sizeof(*t->heap));
 	t->by_ft = calloc(nb, sizeof(*t->by_ft));
 	t->by_rel = calloc(nb, sizeof(*t->by_rel));
 	t->perms = turn_perm_pool_new(t->cfg.perms, t->cfg.chans, t->cfg.max_per_alloc);
-	if (!t->mem || !t->heap || !t->by_ft || !t->by_rel || !t->perms)
+	if (!t->heap || !t->by_ft || !t->by_rel || !t->perms)
 		return -ENOMEM;
 	t->mask = nb - 1;
-	for (uint32_t i = cap; i-- > 0;) {
-		struct turn_alloc *a = (struct turn_alloc *)(t->mem + (size_t)i * t->stride);
-
-		a->next_ft = t->free_list;
-		t->free_list = a;
-	}
 	return 0;
 }
 
@@ -258,7 +243,7 @@ void turn_table_free(struct turn_table *t)
 	free(t->by_ft);
 	free(t->by_rel);
 	free(t->heap);
-	free(t->mem);
+	pool_destroy(&t->allocs);
 	free(t);
 }
 
@@ -404,14 +389,12 @@ int turn_alloc_new(struct turn_table *t, const struct turn_5tuple *ft, const cha
 		if (err)
 			return err;
 	}
-	if (!t->free_list) {
+	a = pool_get(&t->allocs);
+	if (!a) {
 		if (u)
 			turn_quota_put(t->quota, u);
 		return -ENOSPC;
 	}
-	a = t->free_list;
-	t->free_list = a->next_ft;
-	memset(a, 0, t->stride);
 	a->ft = *ft;
 	a->user = u;
 	a->next_event = INFINITY;
@@ -480,9 +463,7 @@ void turn_alloc_free(struct turn_table *t, struct turn_alloc *a)
 	turn_perm_clear(t->perms, &a->ps);
 	if (a->user)
 		turn_quota_put(t->quota, a->user);
-	memset(a, 0, sizeof(*a));
-	a->next_ft = t->free_list;
-	t->free_list = a;
+	pool_put(&t->allocs, a);
 	t->count--;
 }
 

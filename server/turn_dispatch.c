@@ -11,11 +11,12 @@
 #include "log.h"
 #include "peer_filter.h"
 #include "turn.h"
+#include "turn_internal.h"
 
 /* ---- process-wide ------------------------------------------------------ */
 
-static int setup_auth(struct stund_shared *sh, const struct config *cfg, char *err,
-		      size_t errlen)
+static int make_auth(const struct config *cfg, struct auth_ctx **out, char *err,
+		     size_t errlen)
 {
 	struct auth_cred *creds;
 	struct auth_params p = { 0 };
@@ -34,7 +35,7 @@ static int setup_auth(struct stund_shared *sh, const struct config *cfg, char *e
 	p.n_creds = cfg->n_users;
 	p.secrets = (const char *const *)cfg->secrets;
 	p.n_secrets = cfg->n_secrets;
-	r = auth_ctx_new(&p, &sh->turn_auth, err, errlen);
+	r = auth_ctx_new(&p, out, err, errlen);
 	free(creds);
 	return r;
 }
@@ -77,8 +78,8 @@ static size_t self_addrs(const struct stund_shared *sh, const struct config *cfg
 	return n;
 }
 
-static int setup_filter(struct stund_shared *sh, const struct config *cfg, char *err,
-			size_t errlen)
+static int make_filter(const struct stund_shared *sh, const struct config *cfg,
+		       struct peer_filter **out, char *err, size_t errlen)
 {
 	stun_sockaddr self[LADDR_MAX + CFG_MAX_RELAY + 1];
 	struct peer_filter_params p = { 0 };
@@ -93,88 +94,140 @@ static int setup_filter(struct stund_shared *sh, const struct config *cfg, char 
 	p.n_self = self_addrs(sh, cfg, self, sizeof(self) / sizeof(self[0]),
 			      &p.self_interfaces);
 	if (p.allowed_ranges && p.denied_ranges)
-		r = peer_filter_new(&p, &sh->turn_filter, err, errlen);
+		r = peer_filter_new(&p, out, err, errlen);
 	free((void *)p.allowed_ranges);
 	free((void *)p.denied_ranges);
+	return r;
+}
+
+/* Both from one config, or neither. */
+static int make_policy(const struct stund_shared *sh, const struct config *cfg,
+		       struct auth_ctx **auth, struct peer_filter **filter, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	*auth = NULL;
+	*filter = NULL;
+	r = make_auth(cfg, auth, err, errlen);
+	if (!r)
+		r = make_filter(sh, cfg, filter, err, errlen);
+	if (!r)
+		return 0;
+	auth_ctx_free(*auth);
+	*auth = NULL;
 	return r;
 }
 
 int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
 			size_t errlen)
 {
+	struct auth_ctx *auth;
+	struct peer_filter *filter;
 	int r = turn_shared_new(cfg, &sh->turn, err, errlen);
 
+	/* each worker builds its own; this shows errors before "ready" */
 	if (!r)
-		r = setup_auth(sh, cfg, err, errlen);
-	if (!r)
-		r = setup_filter(sh, cfg, err, errlen);
-	if (r)
+		r = make_policy(sh, cfg, &auth, &filter, err, errlen);
+	if (r) {
 		turn_dispatch_teardown(sh);
-	return r;
+		return r;
+	}
+	auth_ctx_free(auth);
+	peer_filter_free(filter);
+	return 0;
 }
 
 void turn_dispatch_teardown(struct stund_shared *sh)
 {
 	turn_shared_free(sh->turn);
-	auth_ctx_free(sh->turn_auth);
-	peer_filter_free(sh->turn_filter);
 	sh->turn = NULL;
-	sh->turn_auth = NULL;
-	sh->turn_filter = NULL;
 }
 
 /* ---- per worker ---------------------------------------------------------- */
 
 int turn_dispatch_worker_start(struct worker *w)
 {
+	char err[CFG_ERR_MAX];
+	int r;
+
 	if (!w->shared->turn)
 		return 0;
 	w->turn = turn_service_new(w->loop, w->shared->turn, w->cfg);
 	if (!w->turn)
 		return -ENOMEM;
-	turn_service_set_auth(w->turn, w->shared->turn_auth);
-	turn_service_set_filter(w->turn, w->shared->turn_filter);
+	r = make_policy(w->shared, w->cfg, &w->turn_auth, &w->turn_filter, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "worker %d: TURN: %s", w->id, err);
+		return r;
+	}
+	turn_service_set_auth(w->turn, w->turn_auth);
+	turn_service_set_filter(w->turn, w->turn_filter);
 	return 0;
+}
+
+/* In the worker, after it took a new config: new users, secrets, realm and
+ * peer policy; nonces already handed out stay valid. */
+void turn_dispatch_worker_reload(struct worker *w)
+{
+	char err[CFG_ERR_MAX];
+	struct auth_ctx *auth;
+	struct peer_filter *filter;
+
+	if (!w->turn)
+		return;
+	if (make_policy(w->shared, w->cfg, &auth, &filter, err, sizeof(err))) {
+		log_msg(LOG_ERROR, "worker %d: TURN keeps its credentials and peer policy: %s",
+			w->id, err);
+		return;
+	}
+	if (auth && w->turn_auth)
+		auth_ctx_keep_nonces(auth, w->turn_auth);
+	turn_service_set_auth(w->turn, auth);
+	turn_service_set_filter(w->turn, filter);
+	auth_ctx_free(w->turn_auth);
+	peer_filter_free(w->turn_filter);
+	w->turn_auth = auth;
+	w->turn_filter = filter;
 }
 
 void turn_dispatch_worker_free(struct worker *w)
 {
 	turn_service_free(w->turn);
+	auth_ctx_free(w->turn_auth);
+	peer_filter_free(w->turn_filter);
 	w->turn = NULL;
+	w->turn_auth = NULL;
+	w->turn_filter = NULL;
 }
 
 /* ---- links ------------------------------------------------------------------ */
 
-static int stream_send(void *conn, const struct iovec *iov, int iovcnt)
+static int stream_send(void *conn, const uint8_t *buf, size_t len)
 {
-	int r = 0;
-
-	for (int i = 0; i < iovcnt && !r; i++)
-		r = stream_conn_send(conn, iov[i].iov_base, iov[i].iov_len);
-	return r;
+	return stream_conn_send(conn, buf, len);
 }
 
-static const struct turn_link_ops stream_ops = { stream_send };
-
-/* The 5-tuple and the way back. TLS and DTLS links are not wired yet. */
+/* The 5-tuple and the way back to the client. */
 static int link_of(struct worker *w, const struct stun_in *in, struct turn_link *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->client = *in->peer;
 	l->local = w->shared->laddrs.a[in->laddr].addr;
 	l->udp_fd = -1;
+	l->proto = in->tp == TP_UDP || in->tp == TP_DTLS ? IPPROTO_UDP : IPPROTO_TCP;
 	switch (in->tp) {
 	case TP_UDP:
-		l->proto = IPPROTO_UDP;
 		l->udp_fd = w->udp[in->laddr].fd;
 		return 0;
 	case TP_TCP:
-		l->proto = IPPROTO_TCP;
-		l->ops = &stream_ops;
-		l->conn = in->conn;
+		l->send = stream_send;
+		l->conn = l->stream = in->conn;
 		return 0;
-	default:
-		return -EPROTONOSUPPORT;
+	default: /* TLS and DTLS: through the session, when the listener gives one */
+		l->send = in->sess_send;
+		l->conn = in->sess;
+		return l->send ? 0 : -EPROTONOSUPPORT;
 	}
 }
 
@@ -219,12 +272,24 @@ bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in)
 	return true;
 }
 
+void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in)
+{
+	struct turn_link link;
+
+	if (w->turn && !link_of(w, in, &link))
+		turn_link_closed(w->turn, &link);
+}
+
 void turn_dispatch_conn_closed(struct stream_conn *c)
 {
 	struct worker *w = c->w;
 	struct stun_in in = { .peer = &c->peer, .laddr = c->laddr, .tp = TP_TCP, .conn = c };
 	struct turn_link link;
 
+	if (c->raw) {
+		turn_tcp_client_closed(c->raw_arg); /* an RFC 6062 data connection */
+		return;
+	}
 	if (w->turn && !link_of(w, &in, &link))
 		turn_link_closed(w->turn, &link);
 }

@@ -18,6 +18,8 @@ void turn_dispatch_teardown(struct stund_shared *sh);
 /* Worker: after its loop exists / before it is destroyed. */
 int turn_dispatch_worker_start(struct worker *w);
 void turn_dispatch_worker_free(struct worker *w);
+/* Worker: it switched to a new config (SIGHUP). */
+void turn_dispatch_worker_reload(struct worker *w);
 
 /* Method rows (dispatch.c). */
 void turn_dispatch_request(struct worker *w, const struct stun_msg *m,
@@ -30,6 +32,10 @@ void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in);
 /* With rfc5766-channels, a datagram starting 0x50-0x7F is ChannelData of
  * an RFC 5766 channel: handled (true) or not ours (false). */
 bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in);
+
+/* A TLS or DTLS session is closing (in: its peer, laddr, tp, session):
+ * its allocation goes too. */
+void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in);
 
 /* A stream connection is closing: its allocation goes too. */
 void turn_dispatch_conn_closed(struct stream_conn *c);

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "auth.h"
+
 #include "relay_port.h"
 #include "turn.h"
 #include "turn_alloc.h"
@@ -65,6 +67,7 @@ struct turn_relay {
 	double bucket_at;      /* max-bps token bucket */
 	double bucket_bytes;
 	bool df[STUN_MAX_RELAYED_ADDRS]; /* IP_PMTUDISC_DO currently set */
+	struct turn_tcp_conn *tcp; /* RFC 6062: this allocation's connections */
 	uint8_t addr_err_family;  /* ADDRESS-ERROR-CODE of a partial dual */
 	uint16_t addr_err_code;   /* allocation (s7.2 item 9); 0 none */
 };
@@ -92,6 +95,8 @@ struct turn_service {
 	double timer_at;
 	uint64_t tid_seq[2];               /* indication transaction IDs */
 	struct turn_counters ctr;
+	struct turn_tcp_conn *tcp_conns;   /* RFC 6062 peer data connections */
+	uint32_t next_conn_id;
 	struct auth_counters *auth_ctr;    /* owned */
 	void *peer_ctr;                    /* owned struct peer_counters */
 	/* the relay receive batch */
@@ -101,6 +106,24 @@ struct turn_service {
 	stun_sockaddr rx_from[TURN_BATCH];
 };
 
+/* One request being handled (turn_methods.c, turn_tcp.c). */
+struct turn_req {
+	struct turn_service *ts;
+	const struct turn_link *link;
+	const struct stun_msg *m;
+	struct turn_5tuple ft;
+	double now;
+	bool authed;             /* ar holds a user and a key */
+	struct auth_result ar;
+	struct stun_builder b;
+	uint8_t *out;
+	size_t cap;
+};
+
+/* A handler's answer besides 0 (success) and STUN error codes: nothing to
+ * send now (the response goes out later, RFC 6062 Connect). */
+#define TURN_ANSWER_LATER (-1)
+
 /* turn_relay.c */
 int turn_relay_open(struct turn_service *ts, struct turn_alloc *a, int i,
 		    const stun_sockaddr *addr);
@@ -108,5 +131,13 @@ void turn_relay_release(struct turn_alloc *a, void *arg);
 void turn_timer_update(struct turn_service *ts);
 enum peer_reason;
 int turn_peer_check(struct turn_service *ts, const stun_sockaddr *peer);
+
+/* turn_tcp.c: RFC 6062 TCP allocations */
+struct turn_tcp_conn;
+int turn_tcp_listen(struct turn_service *ts, struct turn_alloc *a, const stun_sockaddr *addr);
+int turn_tcp_connect(struct turn_req *r, struct turn_alloc *a);
+int turn_tcp_connection_bind(struct turn_req *r);
+void turn_tcp_release(struct turn_service *ts, struct turn_alloc *a);
+void turn_tcp_client_closed(void *conn_arg);
 
 #endif

@@ -13,18 +13,6 @@
 
 #define RELAY_BIND_TRIES 8
 
-struct turn_req {
-	struct turn_service *ts;
-	const struct turn_link *link;
-	const struct stun_msg *m;
-	struct turn_5tuple ft;
-	double now;
-	bool authed;             /* ar holds a user and a key */
-	struct auth_result ar;
-	struct stun_builder b;
-	uint8_t *out;
-	size_t cap;
-};
 
 /* ---- shared checks -------------------------------------------------------- */
 
@@ -142,14 +130,22 @@ static int allocate_answer(struct turn_req *r, struct turn_alloc *a)
 	return 0;
 }
 
-/* Item 3: REQUESTED-TRANSPORT present (400) and UDP (442). RFC 6062 TCP
- * allocations are not offered. */
+/* Item 3: REQUESTED-TRANSPORT present (400), UDP or TCP (442). */
 static int check_transport(const struct turn_req *r)
 {
 	if (!has(r, STUN_ATTR_REQUESTED_TRANSPORT))
 		return STUN_ERR_BAD_REQUEST;
-	if (r->m->requested_transport != IPPROTO_UDP)
+	if (r->m->requested_transport == IPPROTO_UDP)
+		return 0;
+	if (r->m->requested_transport != IPPROTO_TCP)
 		return STUN_ERR_UNSUPPORTED_TRANSPORT;
+	/* RFC 6062 s5.1: over TCP or TLS only (2.), without DONT-FRAGMENT,
+	 * EVEN-PORT or RESERVATION-TOKEN (3.); one address family here */
+	if (r->link->proto != IPPROTO_TCP)
+		return STUN_ERR_BAD_REQUEST;
+	if (has(r, STUN_ATTR_DONT_FRAGMENT) || has(r, STUN_ATTR_EVEN_PORT) ||
+	    has(r, STUN_ATTR_RESERVATION_TOKEN) || has(r, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY))
+		return STUN_ERR_BAD_REQUEST;
 	return 0;
 }
 
@@ -213,7 +209,10 @@ static int take_port(struct turn_req *r, struct turn_alloc *a, int i, int family
 		err = relay_ports_get(ports, family, flags, r->now, &addr, &token);
 		if (err)
 			return err;
-		err = turn_relay_open(r->ts, a, i, &addr);
+		if (a->transport == IPPROTO_TCP)
+			err = turn_tcp_listen(r->ts, a, &addr); /* RFC 6062 s5.1 item 4 */
+		else
+			err = turn_relay_open(r->ts, a, i, &addr);
 		if (!err) {
 			a->token = token;
 			return 0;
@@ -270,7 +269,7 @@ static void relay_init(struct turn_req *r, struct turn_alloc *a)
 	rl->ts = r->ts;
 	rl->link = *r->link;
 	rl->bucket_at = r->now;
-	rl->bucket_bytes = (double)sh->max_bps / 8.0;
+	rl->bucket_bytes = (double)sh->max_bps;
 	memcpy(a->tid, r->m->tid, STUN_TID_LEN);
 	a->transport = r->m->requested_transport;
 	a->dont_fragment = has(r, STUN_ATTR_DONT_FRAGMENT);
@@ -421,8 +420,10 @@ static int handle_channel_bind(struct turn_req *r)
 
 	if ((code = find_alloc(r, &a)))
 		return code;
-	/* CHANNEL-NUMBER and XOR-PEER-ADDRESS both present (400) */
-	if (!has(r, STUN_ATTR_CHANNEL_NUMBER) || !r->m->n_xor_peer)
+	/* CHANNEL-NUMBER and XOR-PEER-ADDRESS both present (400); no
+	 * channels on a TCP allocation (RFC 6062 s4: data connections) */
+	if (!has(r, STUN_ATTR_CHANNEL_NUMBER) || !r->m->n_xor_peer ||
+	    a->transport != IPPROTO_UDP)
 		return STUN_ERR_BAD_REQUEST;
 	/* the peer's family (443) and local policy (403) */
 	if ((code = check_peer(r, a, peer)))
@@ -441,21 +442,20 @@ static int handle_channel_bind(struct turn_req *r)
 
 /* ---- RFC 6062 ------------------------------------------------------------------ */
 
-/* No TCP allocation can exist (Allocate answers 442 for TCP): Connect
- * finds none (437, RFC 6062 s5.2), and no CONNECTION-ID is known (400,
- * s5.4). */
+/* RFC 6062 s5.2: the control connection's allocation (437), then
+ * turn_tcp.c; the answer comes when the connection is made. */
 static int handle_connect(struct turn_req *r)
 {
 	struct turn_alloc *a = NULL;
 	int code = find_alloc(r, &a);
 
-	return code ? code : STUN_ERR_BAD_REQUEST;
+	return code ? code : turn_tcp_connect(r, a);
 }
 
+/* RFC 6062 s5.4: on a new connection, which has no allocation */
 static int handle_connection_bind(struct turn_req *r)
 {
-	(void)r;
-	return STUN_ERR_BAD_REQUEST;
+	return turn_tcp_connection_bind(r);
 }
 
 /* ---- the request pipeline ------------------------------------------------------ */
@@ -506,12 +506,6 @@ static int authenticate(struct turn_req *r)
 	return 0;
 }
 
-/* RFC 8489 s6.3.1: unknown comprehension-required attributes (420). */
-static int check_unknown(struct turn_req *r)
-{
-	return r->m->n_unknown_required ? STUN_ERR_UNKNOWN_ATTRIBUTE : 0;
-}
-
 static void build_error(struct turn_req *r, int code, bool from_auth)
 {
 	stun_build_init(&r->b, r->out, r->cap, r->m->method, STUN_CLASS_ERROR, r->m->tid);
@@ -520,8 +514,6 @@ static void build_error(struct turn_req *r, int code, bool from_auth)
 		return;
 	}
 	stun_build_error(&r->b, (uint16_t)code, NULL);
-	if (code == STUN_ERR_UNKNOWN_ATTRIBUTE)
-		stun_build_unknown(&r->b, r->m->unknown_required, r->m->n_unknown_required);
 }
 
 /* SOFTWARE (s5: Allocate and Refresh), integrity when authenticated,
@@ -544,13 +536,14 @@ static int process(struct turn_req *r)
 	int code = authenticate(r);
 	bool from_auth = code != 0;
 
-	if (!code)
-		code = check_unknown(r);
+	/* dispatch.c answered unknown comprehension-required attributes (420) */
 	if (!code) {
 		stun_build_init(&r->b, r->out, r->cap, r->m->method, STUN_CLASS_SUCCESS,
 				r->m->tid);
 		code = dispatch(r);
 	}
+	if (code == TURN_ANSWER_LATER)
+		return 0;
 	if (code) {
 		turn_count(&r->ts->ctr.refused[refusal_of(code)], 1);
 		if (code != STUN_ERR_UNAUTHORIZED || r->m->mi_off || r->m->mi256_off)

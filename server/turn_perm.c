@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "turn_frame.h"
 
 struct turn_perm_pool {
-	struct turn_perm *perm_mem, *perm_free;
-	struct turn_chan *chan_mem, *chan_free;
+	struct pool perms, chans;
 	uint32_t live_perms, bound_chans;
 	uint16_t max_per_alloc;
 	uint16_t chan_max;
@@ -60,19 +60,10 @@ struct turn_perm_pool *turn_perm_pool_new(uint32_t n_perms, uint32_t n_chans,
 
 	if (!p)
 		return NULL;
-	p->perm_mem = calloc(n_perms ? n_perms : 1, sizeof(*p->perm_mem));
-	p->chan_mem = calloc(n_chans ? n_chans : 1, sizeof(*p->chan_mem));
-	if (!p->perm_mem || !p->chan_mem) {
+	if (pool_init(&p->perms, n_perms, sizeof(struct turn_perm)) ||
+	    pool_init(&p->chans, n_chans, sizeof(struct turn_chan))) {
 		turn_perm_pool_free(p);
 		return NULL;
-	}
-	for (uint32_t i = n_perms; i-- > 0;) {
-		p->perm_mem[i].next = p->perm_free;
-		p->perm_free = &p->perm_mem[i];
-	}
-	for (uint32_t i = n_chans; i-- > 0;) {
-		p->chan_mem[i].next = p->chan_free;
-		p->chan_free = &p->chan_mem[i];
 	}
 	p->max_per_alloc = max_per_alloc;
 	p->chan_max = TURN_CHANNEL_MAX;
@@ -83,8 +74,8 @@ void turn_perm_pool_free(struct turn_perm_pool *p)
 {
 	if (!p)
 		return;
-	free(p->perm_mem);
-	free(p->chan_mem);
+	pool_destroy(&p->perms);
+	pool_destroy(&p->chans);
 	free(p);
 }
 
@@ -118,7 +109,7 @@ static bool perm_room(const struct turn_perm_pool *p, const struct turn_perm_set
 {
 	if (perm_find(s, peer))
 		return true;
-	return p->perm_free && s->n_perms < p->max_per_alloc;
+	return !pool_full(&p->perms) && s->n_perms < p->max_per_alloc;
 }
 
 int turn_perm_install(struct turn_perm_pool *p, struct turn_perm_set *s,
@@ -129,8 +120,7 @@ int turn_perm_install(struct turn_perm_pool *p, struct turn_perm_set *s,
 	if (!e) {
 		if (!perm_room(p, s, peer))
 			return -ENOSPC;
-		e = p->perm_free;
-		p->perm_free = e->next;
+		e = pool_get(&p->perms);
 		e->next = s->perms;
 		s->perms = e;
 		s->n_perms++;
@@ -204,8 +194,7 @@ static void chan_unlink(struct turn_perm_pool *p, struct turn_perm_set *s,
 		*pp = c->next;
 		if (!c->quarantined)
 			p->bound_chans--;
-		c->next = p->chan_free;
-		p->chan_free = c;
+		pool_put(&p->chans, c);
 		s->n_chans--;
 		return;
 	}
@@ -227,9 +216,8 @@ static void chan_reap(struct turn_perm_pool *p, struct turn_perm_set *s,
 
 static struct turn_chan *chan_take(struct turn_perm_pool *p, struct turn_perm_set *s)
 {
-	struct turn_chan *c = p->chan_free;
+	struct turn_chan *c = pool_get(&p->chans);
 
-	p->chan_free = c->next;
 	c->next = s->chans;
 	s->chans = c;
 	s->n_chans++;
@@ -247,7 +235,7 @@ int turn_chan_bind(struct turn_perm_pool *p, struct turn_perm_set *s,
 	err = chan_check(p, s, number, peer, now, &c);
 	if (err)
 		return err;
-	if (!c && (!p->chan_free || s->n_chans >= p->max_per_alloc))
+	if (!c && (pool_full(&p->chans) || s->n_chans >= p->max_per_alloc))
 		return -ENOSPC;
 	if (!perm_room(p, s, peer))
 		return -ENOSPC;
@@ -295,8 +283,7 @@ static double sweep_perms(struct turn_perm_pool *p, struct turn_perm_set *s, dou
 			continue;
 		}
 		*pp = e->next;
-		e->next = p->perm_free;
-		p->perm_free = e;
+		pool_put(&p->perms, e);
 		s->n_perms--;
 		p->live_perms--;
 	}
@@ -338,8 +325,7 @@ void turn_perm_clear(struct turn_perm_pool *p, struct turn_perm_set *s)
 		struct turn_perm *e = s->perms;
 
 		s->perms = e->next;
-		e->next = p->perm_free;
-		p->perm_free = e;
+		pool_put(&p->perms, e);
 		p->live_perms--;
 	}
 	while (s->chans)

@@ -87,6 +87,7 @@ void turn_relay_release(struct turn_alloc *a, void *arg)
 	struct turn_service *ts = arg;
 	struct turn_relay *r = relay_of(a);
 
+	turn_tcp_release(ts, a);
 	for (int i = 0; i < a->n_relayed; i++) {
 		stun_sockaddr sa;
 
@@ -109,14 +110,15 @@ static int relay_fd(struct turn_alloc *a, int family, int *idx)
 	return -1;
 }
 
-/* max-bps: a token bucket of one second's worth, both directions. */
+/* max-bps (bytes per second, as coturn's): a token bucket of one second's
+ * worth, both directions. */
 static bool bandwidth_ok(struct turn_service *ts, struct turn_relay *r, size_t len)
 {
 	double rate, now;
 
 	if (!ts->sh->max_bps)
 		return true;
-	rate = (double)ts->sh->max_bps / 8.0;
+	rate = (double)ts->sh->max_bps;
 	now = ev_now(ts->loop);
 	r->bucket_bytes = fmin(rate, r->bucket_bytes + (now - r->bucket_at) * rate);
 	r->bucket_at = now;
@@ -179,8 +181,9 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 	const stun_sockaddr *peer = &ind->xor_peer[0];
 	struct turn_addr_key pk;
 
-	/* s5: no allocation on this 5-tuple: silently ignored */
-	if (!a)
+	/* s5: no allocation on this 5-tuple: silently ignored (a TCP
+	 * allocation relays on data connections only, RFC 6062 s4.5) */
+	if (!a || a->transport != IPPROTO_UDP)
 		return drop(ts, TD_NO_ALLOCATION);
 	/* both XOR-PEER-ADDRESS and DATA, else discarded */
 	if (!ind->n_xor_peer || !stun_msg_has(ind, STUN_ATTR_DATA))
@@ -351,7 +354,7 @@ static void to_client(struct turn_service *ts, struct turn_alloc *a, int n)
 	struct turn_link *l = &relay_of(a)->link;
 	int sent = 0;
 
-	if (l->proto == IPPROTO_UDP) {
+	if (!l->send) {
 		for (int j = 0; j < n; j++) {
 			struct msghdr *h = &ts->tx_msg[j].msg_hdr;
 
@@ -365,7 +368,8 @@ static void to_client(struct turn_service *ts, struct turn_alloc *a, int n)
 		sent = sent < 0 ? 0 : sent;
 	} else {
 		/* a failed send closes the connection, and so frees a */
-		while (sent < n && l->ops->send(l->conn, &ts->tx_iov[sent], 1) == 0)
+		while (sent < n && l->send(l->conn, ts->tx_iov[sent].iov_base,
+					   ts->tx_iov[sent].iov_len) == 0)
 			sent++;
 	}
 	for (int j = 0; j < sent; j++)

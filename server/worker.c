@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "listener_tls.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 
 #define DRAIN_TIMEOUT 5.0 /* seconds SIGTERM waits for connections to flush */
@@ -147,7 +149,7 @@ static int open_sockets(struct worker *w, char *err, size_t errlen)
 		if (!w->cfg->no_tcp && (r = tcp_listener_open(&w->tcp[i], w, i, err, errlen)))
 			return r;
 	}
-	return 0;
+	return tls_worker_open(w, err, errlen);
 }
 
 int worker_new(struct worker **out, int id, struct stund_shared *shared,
@@ -211,6 +213,7 @@ static void begin_drain(struct worker *w)
 		return;
 	w->draining = true;
 	close_listeners(w);
+	tls_worker_drain(w);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		stream_conn_drain(c);
@@ -232,7 +235,9 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (next) {
 		config_put(w->cfg);
 		w->cfg = next;
+		turn_dispatch_worker_reload(w);
 		log_msg(LOG_DEBUG, "worker %d: new configuration in use", w->id);
+		tls_worker_reload(w);
 	}
 	if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE))
 		begin_drain(w);
@@ -259,12 +264,17 @@ int worker_start(struct worker *w)
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
 	r = turn_dispatch_worker_start(w);
+	if (!r)
+		r = rdv_service_worker_start(w);
 	if (r)
 		return r;
 	for (int i = 0; i < LADDR_MAX; i++) {
 		udp_listener_start(&w->udp[i]);
 		tcp_listener_start(&w->tcp[i]);
 	}
+	r = tls_worker_start(w);
+	if (r)
+		return r;
 	r = pthread_create(&w->thread, NULL, worker_main, w);
 	if (r)
 		return -r;
@@ -302,6 +312,7 @@ void worker_free(struct worker *w)
 	if (!w)
 		return;
 	close_listeners(w);
+	tls_worker_free(w);
 	while (w->conns)
 		stream_conn_close(w->conns);
 	if (w->pending)
@@ -309,6 +320,7 @@ void worker_free(struct worker *w)
 	config_put(w->cfg);
 	udp_batch_free(w->batch);
 	turn_dispatch_worker_free(w);
+	rdv_service_worker_free(w);
 	if (w->loop)
 		ev_loop_destroy(w->loop);
 	free(w);

@@ -61,6 +61,18 @@ def bare_answers_every_request():
 
 
 @test
+def bare_answers_over_ipv6():
+    port = free_port(host="::1")
+    p = Proc([BARE, "-l", "[::1]:%d" % port])
+    p.wait_line(r"bare_responder ready \[::1\]:%d" % port)
+    r = subprocess.run([LOAD, "-s", "[::1]:%d" % port, "-n", "3000", "-F"],
+                       capture_output=True, text=True, timeout=60)
+    f = figures(r.stdout)
+    assert r.returncode == 0 and f["answered"] == 3000 and f["invalid"] == 0, r.stdout
+    p.stop()
+
+
+@test
 def bare_answers_with_fingerprint():
     p, port = start_bare()
     rc, out = load(port, "-n", "5000", "-F", "-j")
@@ -202,7 +214,7 @@ def driver_prints_the_table():
     assert r.returncode == 0, out
     rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()
             if l.split() and l.split()[0] in ("bare", "stund", "coturn")}
-    assert rows["bare"][-2] == "1.00", out  # vs_bare of bare itself
+    assert rows["bare"][9] == "1.00" and rows["bare"][-1] == "1.00", out  # vs_bare of itself
     assert rows["coturn"][1] == "1" and int(rows["coturn"][2]) > 0, out
     if os.path.exists(os.path.join(SRC, "server", "listener_udp.c")):
         assert rows["stund"][1] != "skipped" and "stund/coturn:" in r.stdout, out

@@ -1,7 +1,8 @@
 """Interop with a TURN client nobody here wrote: coturn's turnutils_uclient
 against stund, with turnutils_peer (coturn's UDP echo peer) as the far end.
 Over UDP and TCP, with channels (uclient's default) and with Send/Data
-indications (-s), with long-term credentials and with a TURN REST secret.
+indications (-s), with long-term credentials and with a TURN REST secret,
+and RFC 6062 TCP relaying between two uclients (-T).
 Zero loss is required at a modest rate on loopback. uclient picks channel
 numbers from RFC 5766's range, so the server runs with rfc5766-channels."""
 import os
@@ -106,6 +107,13 @@ def tcp_channels_rest_secret():
 def udp_no_rtcp_dual_clients():
     # -c: no RTCP allocations (so no EVEN-PORT R / RESERVATION-TOKEN pair)
     assert uclient("-c", *LT, clients=4) >= 200
+
+
+@test
+def tcp_relay_rfc6062_client_to_client():
+    # -T: RFC 6062 TCP allocations, two uclients connecting through their
+    # relayed addresses (Connect, ConnectionAttempt, ConnectionBind)
+    assert uclient("-T", *LT, n=20) >= 40
 
 
 if __name__ == "__main__":

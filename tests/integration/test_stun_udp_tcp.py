@@ -241,6 +241,30 @@ def tcp_connection_cap():
 
 
 @test
+def per_source_rate_limit():
+    port = free_port(count=2)
+    mport = free_port(kind=socket.SOCK_STREAM)
+    lim = Stund(conf(port, ("127.0.0.1",), mport, "workers = 1\nrate-limit = 5\n"))
+    try:
+        s = udp()
+        for _ in range(40):
+            s.sendto(stun_request()[0], ("127.0.0.1", port))
+        wait_metric(mport, 'stund_dropped_total{reason="rate_limit"}', lambda v: v >= 30)
+        got = 0
+        while not no_answer(s, 0.2):
+            s.recvfrom(2048)
+            got += 1
+        assert 1 <= got <= 10, "answered %d of 40 with a budget of 5/s" % got
+        # Another source has its own budget.
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.4", 0))
+        data, _ = udp_transact(other, ("127.0.0.1", port), stun_request()[0])
+        assert stun_parse(data)[0] == 0x0101
+    finally:
+        lim.stop()
+
+
+@test
 def wildcard_listener_answers_from_the_address_reached():
     # No listening-ip: 0.0.0.0 and ::. IP_PKTINFO tells which address a
     # datagram reached; the answer leaves from it and RESPONSE-ORIGIN names it.

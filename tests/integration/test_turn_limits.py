@@ -1,14 +1,16 @@
 """TURN limits and operations: the per-allocation bandwidth cap (max-bps,
 RFC 8656 s5: excess application data is discarded), live metrics of
 allocations, permissions, channels and relayed packets and bytes by
-direction, DONT-FRAGMENT, and a SIGHUP reload under live allocations."""
+direction, DONT-FRAGMENT, max-allocate-lifetime, and a SIGHUP reload under
+live allocations."""
 import os
 import signal
+import subprocess
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, run_tests, test  # noqa: E402
+from harness import STUND, free_port, run_tests, test  # noqa: E402
 from turnlib import (DONT_FRAGMENT, SUCCESS, TurnClient, recv_from,  # noqa: E402
                      turn_server, udp_peer)
 
@@ -27,8 +29,8 @@ def value(text, name, **labels):
 
 @test
 def max_bps_caps_an_allocation():
-    # 8000 bit/s = 1000 bytes/s, a burst of one second's worth
-    srv, port, _ = turn_server(extra="max-bps = 8000\n")
+    # 1000 bytes/s (coturn's unit), a burst of one second's worth
+    srv, port, _ = turn_server(extra="max-bps = 1000\n")
     c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
     assert c.allocate().cls == SUCCESS
     peer = udp_peer()
@@ -98,23 +100,52 @@ def dont_fragment_is_supported():
 
 
 @test
-def reload_keeps_allocations():
+def reload_keeps_allocations_and_takes_new_users():
     srv, port, _ = turn_server()
     c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
     assert c.allocate().cls == SUCCESS
     peer = udp_peer()
     paddr = peer.getsockname()
     assert c.channel_bind(0x4002, paddr).cls == SUCCESS
+    carol = TurnClient(("127.0.0.1", port), user="carol", password="carol-pw")
+    assert carol.allocate().error == 401
+    # SIGHUP with carol added and bob gone
+    with open(srv.conf_path) as f:
+        conf = f.read().replace("user = bob:bob-pw", "user = carol:carol-pw")
+    with open(srv.conf_path, "w") as f:
+        f.write(conf)
     srv.signal(signal.SIGHUP)
-    srv.wait_line(r"configuration reloaded")
+    srv.wait_line(r"worker 0: new configuration in use")
     c.send_channel(0x4002, b"after reload")
     assert peer.recvfrom(100)[0] == b"after reload"
     peer.sendto(b"back", c.relayed)
     assert c.recv_data() == (0x4002, b"back")
-    assert c.refresh().cls == SUCCESS
+    assert c.refresh().cls == SUCCESS  # alice's nonce still good
+    assert carol.allocate().cls == SUCCESS
+    bob = TurnClient(("127.0.0.1", port), user="bob", password="bob-pw")
+    assert bob.allocate().error == 401
+    for x in (c, carol):
+        assert x.refresh(0).cls == SUCCESS
+        x.close()
+    bob.close()
+    srv.stop()
+
+
+@test
+def max_allocate_lifetime_is_configurable():
+    srv, port, _ = turn_server(extra="max-allocate-lifetime = 1200\n")
+    c = TurnClient(("127.0.0.1", port), user="alice", password="alice-pw")
+    r = c.allocate(lifetime=86400)
+    assert r.cls == SUCCESS and r.lifetime == 1200, r.lifetime
+    assert c.refresh(5000).lifetime == 1200
+    assert c.refresh(900).lifetime == 900
     assert c.refresh(0).cls == SUCCESS
     c.close()
     srv.stop()
+    # a value out of range is a config error naming the key
+    r = subprocess.run([STUND, "--check-config", "--max-allocate-lifetime", "10"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "max-allocate-lifetime" in r.stdout + r.stderr, r
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def allocate_error_codes():
     cases = [
         ("no REQUESTED-TRANSPORT", [], 400),
         ("transport 99", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 99))], 442),
-        ("TCP over UDP", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 6))], 442),
+        ("TCP over UDP (RFC 6062 s5.1)", [(REQUESTED_TRANSPORT, struct.pack("!B3x", 6))], 400),
         ("both family attributes", [RT_UDP, (REQUESTED_ADDRESS_FAMILY, b"\x01\0\0\0"),
                                     (ADDITIONAL_ADDRESS_FAMILY, b"\x02\0\0\0")], 400),
         ("additional family IPv4", [RT_UDP, (ADDITIONAL_ADDRESS_FAMILY, b"\x01\0\0\0")], 400),
@@ -385,6 +385,27 @@ def icmp_from_peer():
     assert icmp[2] == 3 and icmp[3] == 3, icmp  # destination / port unreachable
     c.refresh(0)
     c.close()
+
+
+@test
+def ipv6_client_transports():
+    """UDP and TCP from [::1]: RFC 6156 relaying IPv6 client to IPv4 peer."""
+    _, port, _ = server()
+    peer = udp_peer()
+    for transport in ("udp", "tcp"):
+        c = TurnClient(("::1", port), transport=transport, user="alice", password="alice-pw")
+        r = c.allocate()
+        assert r.cls == SUCCESS, (transport, r)
+        assert r.xaddr(XOR_MAPPED_ADDRESS)[0] == "::1"
+        assert c.relayed[0] == "127.0.0.1"
+        assert c.channel_bind(0x4100, peer.getsockname()).cls == SUCCESS
+        c.send_channel(0x4100, transport.encode())
+        data, src = peer.recvfrom(100)
+        assert data == transport.encode() and src == c.relayed
+        peer.sendto(b"to " + transport.encode(), c.relayed)
+        assert c.recv_data() == (0x4100, b"to " + transport.encode())
+        assert c.refresh(0).cls == SUCCESS
+        c.close()
 
 
 if __name__ == "__main__":

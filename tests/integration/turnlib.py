@@ -34,6 +34,13 @@ ICMP, SOFTWARE, FINGERPRINT = 0x8004, 0x8022, 0x8028
 UDP, TCP = 17, 6
 
 
+def readable(sock, timeout):
+    """select() for one socket, without select()'s limit on fd numbers."""
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return bool(p.poll(max(timeout, 0) * 1000))
+
+
 def msg_type(method, cls):
     m = method & 0xFFF
     return (m & 0xF) | ((m & 0x70) << 1) | ((m & 0xF80) << 2) | cls
@@ -192,8 +199,7 @@ class TurnClient:
 
     def _read_frame(self, timeout):
         if self.transport == "udp":
-            r, _, _ = select.select([self.sock], [], [], timeout)
-            if not r:
+            if not readable(self.sock, timeout):
                 return None
             return self.sock.recvfrom(65535)[0]
         deadline = time.monotonic() + timeout
@@ -204,8 +210,7 @@ class TurnClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
+            if not readable(self.sock, left):
                 return None
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -374,8 +379,7 @@ def udp_peer(host="127.0.0.1"):
 
 
 def recv_from(sock, timeout=2.0):
-    r, _, _ = select.select([sock], [], [], timeout)
-    if not r:
+    if not readable(sock, timeout):
         return None, None
     return sock.recvfrom(65535)
 

@@ -2,7 +2,8 @@
 """The NAT lab shows each NAT type's RFC 4787 behaviour to peers we did not
 write: coturn's turnserver (RFC 5780 on two addresses) and
 turnutils_natdiscovery, plus tests/netns/stunprobe.py (the harness's
-independent STUN codec) for port allocation and hairpinning. Also: the lab
+independent STUN codec) for filtering, port allocation and hairpinning.
+(natclient discover on the lab: test_natclient_discover_lab.py.) Also: the lab
 leaves nothing behind, on close, on an exception, on SIGTERM, and
 `lab.py cleanup` removes leftovers. Needs root.
 """
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,7 +123,28 @@ def check_site(lab, site):
     elif alloc == "random":
         assert len(set(ports)) == 4 and r["local"] not in ports, r
         assert len(set(deltas)) > 1, ports  # not a fixed stride
+    check_tcp(lab, site, dests)
     return mapping, filtering, ports
+
+
+def check_tcp(lab, site, dests):
+    """TCP gets the same mapping and allocation as UDP (one local port,
+    four connections to the server's four address:port pairs)."""
+    nat = lab.nat[site]
+    alloc = NAT_TYPES[nat][2]
+    r = probe(lab, site, "tcp-mapping", dests)
+    assert None not in r["mapped"], r
+    public = lab.host_ip[site] if nat == "none" else lab.router_ip[site]
+    assert all(m[0] == public for m in r["mapped"]), r
+    ports = [m[1] for m in r["mapped"]]
+    deltas = [b - a for a, b in zip(ports, ports[1:])]
+    if alloc in ("none", "preserving"):
+        assert ports == [r["local"]] * 4, r
+    elif alloc == "sequential":
+        assert deltas == [SEQ_DELTA] * 3, ports
+    else:
+        assert len(set(ports)) == 4 and r["local"] not in ports, r
+    print("  site %s %-22s TCP: local port %d -> %s" % (site, nat, r["local"], ports))
 
 
 FILTER_SEES = {"endpoint-independent": {"same-address", "other-address"},
@@ -137,7 +160,7 @@ def check_filtering(lab, site, filtering):
     try:
         mapped = json.loads(p.stdout.readline())["mapped"]
         assert mapped, "no mapping"
-        for tag, src in (("same-address", "%s:40001" % S1), ("other-address", "%s:40002" % S2)):
+        for tag, src in (("same-address", "%s:0" % S1), ("other-address", "%s:0" % S2)):
             probe(lab, "server", "send", ["%s:%d" % tuple(mapped)], "--bind", src, "--data", tag)
         p.stdin.write("done\n")
         p.stdin.flush()
@@ -161,6 +184,25 @@ def check_hairpin(lab, site, want):
           % (site, lab.nat[site], "works" if want else "blocked"))
 
 
+def both(fn, *args_list):
+    """Run fn(*args) for each args in parallel threads (the sites are
+    independent; most of the time goes to discovery timeouts); re-raise."""
+    errors = []
+
+    def wrap(args):
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: B036 -- re-raised below
+            errors.append(e)
+    ts = [threading.Thread(target=wrap, args=(a,)) for a in args_list]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def lab_with_coturn(fn, **kw):
     with Lab(**kw) as lab:
         srv = Coturn(lab)
@@ -173,29 +215,25 @@ def lab_with_coturn(fn, **kw):
 @test
 def cone_types_and_hairpin_on():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
+        both(check_site, (lab, "a"), (lab, "b"))
         check_hairpin(lab, "b", True)
     lab_with_coturn(body, site_a="none", site_b="full-cone", hairpin=True)
 
 
 @test
-def restricted_cones_and_hairpin_off():
+def restricted_cones_hairpin_per_site():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
-        check_hairpin(lab, "a", False)
-        check_hairpin(lab, "b", False)
-    lab_with_coturn(body, site_a="address-restricted", site_b="port-restricted", hairpin=False)
+        both(check_site, (lab, "a"), (lab, "b"))
+        both(check_hairpin, (lab, "a", False), (lab, "b", True))
+    lab_with_coturn(body, site_a="address-restricted", site_b="port-restricted",
+                    hairpin={"a": False, "b": True})
 
 
 @test
 def symmetric_types_and_hairpin_on():
     def body(lab):
-        for site in ("a", "b"):
-            check_site(lab, site)
-        check_hairpin(lab, "a", True)
-        check_hairpin(lab, "b", True)
+        both(check_site, (lab, "a"), (lab, "b"))
+        both(check_hairpin, (lab, "a", True), (lab, "b", True))
     lab_with_coturn(body, site_a="symmetric-random", site_b="symmetric-sequential", hairpin=True)
 
 
@@ -210,9 +248,10 @@ def collision(lab):
 
 
 @test
-def masquerade_is_not_truly_endpoint_independent():
+def masquerade_hairpin_off_and_not_truly_endpoint_independent():
     def body(lab):
-        check_site(lab, "a")   # alone, masquerade looks EIM (port preservation)
+        both(check_site, (lab, "a"))   # alone, masquerade looks EIM (port preservation)
+        check_hairpin(lab, "a", False)
         b = collision(lab)
         assert b[0][1] == 40000 and b[1][1] != 40000, b
         print("  masquerade, port collision: b's mappings %s: address-dependent" % b)
@@ -302,6 +341,29 @@ def nothing_left_after_sigterm():
             p.wait()
     assert rc != 0
     assert_gone(rid, before)
+
+
+@test
+def a_lab_whose_owner_was_killed_is_removed_by_the_next():
+    rid = "t" + os.urandom(2).hex()
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from lab import Lab\n"
+            "lab = Lab(run_id=%r).up()\n"
+            "lab.popen('a', ['sleep', '60'])\n"
+            "print('ready', flush=True)\n"
+            "import time; time.sleep(60)\n") % (HERE, rid)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+    finally:
+        p.kill()  # SIGKILL: no handler, no atexit -- as a ctest timeout does
+        p.wait()
+    assert len(ours(rid)) == 6
+    with Lab() as other:  # a new lab removes the stale one, and only it
+        assert ours(rid) == [], ours(rid)
+        assert len(ours(other.run_id)) == 6
+        assert not labmod.cleanup_stale()  # a live lab is not stale
+        assert len(ours(other.run_id)) == 6
 
 
 @test

@@ -227,6 +227,43 @@ static void test_triggered(void)
 		CU_ASSERT_EQUAL(cl.pairs[k].remote, 1);
 }
 
+static void test_role_switch_and_prflx(void)
+{
+	struct ice_checklist cl;
+
+	fill(&cl, true);
+	ice_checklist_form(&cl);
+	uint64_t before = cl.pairs[3].priority; /* relay local, host remote */
+	/* s7.2.5.1: after a 487 the roles swap and every priority follows */
+	ice_checklist_set_role(&cl, false);
+	CU_ASSERT_FALSE(cl.controlling);
+	CU_ASSERT_EQUAL(cl.pairs[3].priority,
+			ice_pair_priority(cl.remote[cl.pairs[3].remote].priority,
+					  cl.local[cl.pairs[3].local].priority));
+	CU_ASSERT_NOT_EQUAL(cl.pairs[3].priority, before);
+	ice_checklist_set_role(&cl, true);
+	CU_ASSERT_EQUAL(cl.pairs[3].priority, before);
+
+	/* s7.3.1.3: a check from an unknown address: a prflx remote, paired
+	 * with the local bases only (host, relay), appended */
+	unsigned n = cl.n_pairs;
+	struct ice_pair first = cl.pairs[0];
+	struct ice_cand pr = cand(ICE_CAND_PRFLX, "5.6.7.8:7200", NULL, NULL, 65535);
+	int r = ice_checklist_add_remote(&cl, &pr);
+	CU_ASSERT_EQUAL(r, 2);
+	CU_ASSERT_EQUAL(cl.n_pairs, n + 2);
+	CU_ASSERT_EQUAL(cl.pairs[0].local, first.local); /* indexes did not move */
+	CU_ASSERT_EQUAL(cl.pairs[n].state, ICE_PAIR_WAITING);
+	CU_ASSERT_EQUAL(cl.local[cl.pairs[n].local].type, ICE_CAND_HOST);
+	CU_ASSERT_EQUAL(cl.local[cl.pairs[n + 1].local].type, ICE_CAND_RELAY);
+	/* the highest-priority Waiting pair goes first, wherever it sits */
+	for (unsigned i = 0; i < n; i++)
+		cl.pairs[i].state = ICE_PAIR_FAILED;
+	CU_ASSERT_EQUAL(ice_checklist_next(&cl), (int)n);
+	ice_checklist_result(&cl, n, true);
+	CU_ASSERT_EQUAL(ice_checklist_best_valid(&cl), (int)n);
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -239,6 +276,7 @@ int main(void)
 		{ "initial states, unfreezing (s6.1.2.6)", test_initial_states },
 		{ "pacing order and RTO (s6.1.4.2, s14.3)", test_pacing_order },
 		{ "triggered checks (s6.1.4.1)", test_triggered },
+		{ "role switch, peer-reflexive remote (s7.2.5.1, s7.3.1.3)", test_role_switch_and_prflx },
 		{ NULL, NULL },
 	};
 

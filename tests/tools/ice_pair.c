@@ -1,0 +1,233 @@
+/* ice_pair: two ICE sessions (client/ice.c) in one process on loopback,
+ * each on its own UDP socket, candidates handed over in memory. They check,
+ * nominate, then exchange one datagram each way. Prints one JSON line.
+ *
+ *   ice_pair [--conflict] [--bad-password] [--dead-candidate] [--prflx]
+ *            [--timeout SECONDS] [-v]
+ *
+ * --conflict        both start controlling: the tie-breaker decides (487)
+ * --bad-password    a has a wrong password for b: no pair may succeed for a
+ * --dead-candidate  a also gets a higher-priority candidate of b that
+ *                   nobody listens on
+ * --prflx           a gets no usable candidate of b: b's checks make b a
+ *                   peer-reflexive candidate of a (triggered checks)
+ * --consent-timeout MS   RFC 7675 consent timeout of both sides
+ * --hold SECONDS    after the data, stay connected this long (consent)
+ * --kill-b          after the data, b goes away: a must lose consent */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ev.h>
+
+#include "ice.h"
+#include "stun_client.h"
+
+struct side {
+	const char *name;
+	struct stun_client *sc;
+	struct ice *ice;
+	struct ice_creds creds;
+	bool got_data;
+	ev_tstamp connected_at, disconnected_at;
+};
+
+static struct side A = { .name = "a" }, B = { .name = "b" };
+static ev_tstamp t0;
+static double hold_s;
+static bool kill_b;
+static unsigned consent_timeout_ms;
+static ev_timer hold_w;
+
+static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
+		     const stun_sockaddr *from, const struct stun_msg *m, void *arg)
+{
+	struct side *s = arg;
+
+	(void)c;
+	ice_input(s->ice, buf, len, from, m);
+}
+
+static void maybe_done(struct ev_loop *loop)
+{
+	if (!A.got_data || !B.got_data || ev_is_active(&hold_w))
+		return;
+	if (kill_b) {
+		/* b vanishes (its socket closes): a's consent checks go nowhere */
+		ice_free(B.ice);
+		B.ice = NULL;
+		stun_client_free(B.sc);
+		B.sc = NULL;
+		return;
+	}
+	if (hold_s > 0) {
+		ev_timer_init(&hold_w, hold_cb, hold_s, 0.);
+		ev_timer_start(loop, &hold_w);
+		return;
+	}
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void state_cb(struct ice *ice, enum ice_state st, void *arg)
+{
+	struct side *s = arg;
+
+	if (st == ICE_DISCONNECTED) {
+		s->disconnected_at = ev_now(stun_client_loop(s->sc));
+		if (kill_b && s == &A)
+			ev_break(stun_client_loop(s->sc), EVBREAK_ALL);
+	}
+	if (st == ICE_CONNECTED) {
+		s->connected_at = ev_now(stun_client_loop(s->sc));
+		if (s == &A)
+			ice_send(ice, "ping", 4);
+	}
+	if (st == ICE_FAILED && B.ice && ice_get_state(A.ice) != ICE_CHECKING &&
+	    ice_get_state(B.ice) != ICE_CHECKING)
+		ev_break(stun_client_loop(s->sc), EVBREAK_ALL);
+}
+
+static void data_cb(struct ice *ice, const uint8_t *buf, size_t len,
+		    const stun_sockaddr *from, void *arg)
+{
+	struct side *s = arg;
+
+	(void)from;
+	if (s == &B && len == 4 && !memcmp(buf, "ping", 4)) {
+		B.got_data = true;
+		ice_send(ice, "pong", 4);
+	} else if (s == &A && len == 4 && !memcmp(buf, "pong", 4)) {
+		A.got_data = true;
+	}
+	maybe_done(stun_client_loop(s->sc));
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int open_side(struct ev_loop *loop, struct side *s, bool controlling, int verbose)
+{
+	stun_sockaddr lo;
+	struct ice_params p = { .controlling = controlling,
+				.tie_breaker = ice_tie_breaker_random(), .verbose = verbose,
+				.consent_timeout_ms = consent_timeout_ms };
+	struct ice_cbs cbs = { .state = state_cb, .data = data_cb, .arg = s };
+
+	stun_sockaddr_parse(&lo, "127.0.0.1:0", 0);
+	if (stun_client_open(loop, &lo, &s->sc) < 0)
+		return -1;
+	stun_client_set_other(s->sc, other_cb, s);
+	ice_creds_random(&s->creds);
+	if (ice_new(s->sc, &p, &s->creds, &cbs, &s->ice) < 0)
+		return -1;
+	return ice_gather_host(s->ice);
+}
+
+static void print_side(const struct side *s)
+{
+	static const char *names[] = { "new", "checking", "connected", "failed", "disconnected" };
+	char lb[64] = "", rb[64] = "";
+
+	if (!s->ice) {
+		printf("\"%s\":{\"state\":\"gone\",\"data\":%s}", s->name,
+		       s->got_data ? "true" : "false");
+		return;
+	}
+	const struct ice_cand *l = ice_selected_local(s->ice), *r = ice_selected_remote(s->ice);
+	const struct ice_stats *st = ice_get_stats(s->ice);
+
+	if (l)
+		stun_sockaddr_str(&l->addr, lb, sizeof(lb));
+	if (r)
+		stun_sockaddr_str(&r->addr, rb, sizeof(rb));
+	printf("\"%s\":{\"state\":\"%s\",\"role\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
+	       "\"remote_type\":\"%s\",\"data\":%s,\"ms\":%d,\"checks_sent\":%llu,"
+	       "\"triggered\":%llu,\"role_conflicts\":%llu,\"prflx\":%llu,\"bad_auth\":%llu,"
+	       "\"consent_ok\":%llu,\"disconnected_ms\":%d}",
+	       s->name, names[ice_get_state(s->ice)],
+	       ice_is_controlling(s->ice) ? "controlling" : "controlled", lb, rb,
+	       r ? ice_cand_type_str(r->type) : "", s->got_data ? "true" : "false",
+	       s->connected_at ? (int)((s->connected_at - t0) * 1000) : -1,
+	       (unsigned long long)st->checks_sent, (unsigned long long)st->triggered,
+	       (unsigned long long)st->role_conflicts, (unsigned long long)st->prflx_remote,
+	       (unsigned long long)st->bad_auth, (unsigned long long)st->consent_ok,
+	       s->disconnected_at ? (int)((s->disconnected_at - t0) * 1000) : -1);
+}
+
+int main(int argc, char **argv)
+{
+	bool conflict = false, bad_pw = false, dead = false, prflx = false;
+	double timeout = 10;
+	int verbose = 0;
+	struct ev_loop *loop = ev_default_loop(0);
+	const struct ice_cand *ac, *bc;
+	struct ice_cand bcands[ICE_MAX_CANDS];
+	unsigned na, nb;
+	ev_timer tw;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--conflict")) conflict = true;
+		else if (!strcmp(argv[i], "--bad-password")) bad_pw = true;
+		else if (!strcmp(argv[i], "--dead-candidate")) dead = true;
+		else if (!strcmp(argv[i], "--prflx")) prflx = true;
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = atof(argv[++i]);
+		else if (!strcmp(argv[i], "-v")) verbose = 1;
+		else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold_s = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--kill-b")) kill_b = true;
+		else if (!strcmp(argv[i], "--consent-timeout") && i + 1 < argc)
+			consent_timeout_ms = (unsigned)atoi(argv[++i]);
+		else { fprintf(stderr, "ice_pair: unknown argument %s\n", argv[i]); return 2; }
+	}
+	if (open_side(loop, &A, true, verbose) < 0 || open_side(loop, &B, conflict, verbose) < 0) {
+		fprintf(stderr, "ice_pair: set-up failed\n");
+		return 1;
+	}
+	na = ice_local_candidates(A.ice, &ac);
+	nb = ice_local_candidates(B.ice, &bc);
+	memcpy(bcands, bc, nb * sizeof(*bc));
+	if (dead || prflx) {
+		/* a candidate of b nobody listens on: port 1 on loopback, above
+		 * b's real one (dead) or instead of it (prflx) */
+		struct ice_cand d = bcands[0];
+		stun_sockaddr_parse(&d.addr, "127.0.0.1:1", 0);
+		d.base = d.addr;
+		ice_cand_finish(&d, 65535);
+		if (prflx) {
+			bcands[0] = d;
+		} else {
+			bcands[0].priority--;
+			bcands[nb++] = d;
+		}
+	}
+	struct ice_creds b_for_a = B.creds;
+	if (bad_pw)
+		strcpy(b_for_a.pwd, "not-the-password-of-b-at-all");
+	ice_set_remote(A.ice, &b_for_a, bcands, nb);
+	ice_set_remote(B.ice, &A.creds, ac, na);
+	t0 = ev_now(loop);
+	ice_start(A.ice);
+	ice_start(B.ice);
+	ev_timer_init(&tw, timeout_cb, timeout, 0.);
+	ev_timer_start(loop, &tw);
+	ev_run(loop, 0);
+	printf("{");
+	print_side(&A);
+	printf(",");
+	print_side(&B);
+	printf("}\n");
+	ice_free(A.ice);
+	ice_free(B.ice);
+	stun_client_free(A.sc);
+	stun_client_free(B.sc);
+	return A.got_data && B.got_data ? 0 : 1;
+}
