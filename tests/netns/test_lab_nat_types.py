@@ -281,6 +281,27 @@ def port_restricted_stays_endpoint_independent_on_collision():
     lab_with_coturn(body, site_a="port-restricted", shared=True, hairpin=True)
 
 
+@test
+def low_ttl_opens_the_local_nat_only():
+    """host -> own NAT -> inet -> far NAT: TTL 2 makes a mapping on the local
+    NAT and dies at inet (ICMP time exceeded), never reaching the far NAT --
+    what TTL-limited punching (Wei et al.) relies on; TTL 3 does reach it."""
+    with Lab(site_a="port-restricted", site_b="port-restricted") as lab:
+        code = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, %d)\n"
+                "s.sendto(b'punch', (%r, %d))\n")
+        far = lab.router_ip["b"]
+
+        def far_rx():  # packets the far NAT's wan received (it drops them: no mapping)
+            return int(lab.run("rb", ["cat", "/sys/class/net/wan/statistics/rx_packets"]).stdout)
+        before = far_rx()
+        lab.run("a", ["python3", "-c", code % (2, far, 4000)])
+        assert any("dst=%s" % far in l and "dport=4000" in l for l in lab.conntrack("a"))
+        assert far_rx() == before, "a TTL-2 datagram reached the far NAT"
+        lab.run("a", ["python3", "-c", code % (3, far, 4001)])
+        assert far_rx() > before, "a TTL-3 datagram did not reach the far NAT"
+
+
 # --- cleanup --------------------------------------------------------------
 
 def ours(run_id):
