@@ -14,17 +14,22 @@
 #define CHECK_RC 5
 #define CHECK_RM 4
 #define FAIL_AFTER_MS 5000
+#define CONSENT_INTERVAL_MS 5000   /* RFC 7675 s5.1 */
+#define CONSENT_INTERVAL_MIN_MS 4000
+#define CONSENT_TIMEOUT_MS 30000
 
 struct ice_check {
 	struct ice *ice;
 	unsigned idx;
 	bool active;
 	bool nominating;           /* carries USE-CANDIDATE */
+	bool consent;              /* an RFC 7675 consent check */
 	uint8_t tid[STUN_TID_LEN];
 };
 
 struct ice {
 	struct stun_client *sc;    /* borrowed */
+	struct turn_client *turn;  /* borrowed; NULL: no relayed candidate */
 	struct ev_loop *loop;
 	struct ice_params p;
 	struct ice_creds local, remote;
@@ -37,8 +42,10 @@ struct ice {
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
-	ev_timer ta, nominate;
+	ev_timer ta, nominate, consent, expiry;
 	ev_tstamp t0;
+	ev_tstamp consent_at;      /* the last consent response */
+	struct ice_check consent_ck;
 	struct ice_cbs cbs;
 	struct ice_stats st;
 };
@@ -90,9 +97,15 @@ static void set_state(struct ice *ice, enum ice_state st)
 	if (ice->state == st)
 		return;
 	ice->state = st;
-	if (st == ICE_CONNECTED || st == ICE_FAILED) {
+	if (st != ICE_CHECKING) {
 		ev_timer_stop(ice->loop, &ice->ta);
 		ev_timer_stop(ice->loop, &ice->nominate);
+	}
+	if (st != ICE_CONNECTED) {
+		ev_timer_stop(ice->loop, &ice->consent);
+		ev_timer_stop(ice->loop, &ice->expiry);
+		if (ice->consent_ck.active) /* "MUST be discarded" (s5.1) */
+			stun_client_cancel(ice->sc, ice->consent_ck.tid);
 	}
 	if (ice->cbs.state)
 		ice->cbs.state(ice, st, ice->cbs.arg);
@@ -121,6 +134,22 @@ static void check_attrs(struct stun_builder *b, void *arg)
 
 static void check_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg);
 
+static int relay_send(void *ctx, const stun_sockaddr *dest, const uint8_t *buf, size_t len)
+{
+	struct ice *ice = ctx;
+
+	return turn_client_send(ice->turn, dest, buf, len);
+}
+
+/* Checks from a relayed candidate go through the TURN server. */
+static void route_request(struct ice *ice, struct stun_request *req, unsigned idx)
+{
+	if (ice->cl.local[ice->cl.pairs[idx].local].type != ICE_CAND_RELAY || !ice->turn)
+		return;
+	req->send = relay_send;
+	req->send_ctx = ice;
+}
+
 static int send_check(struct ice *ice, unsigned idx, bool nominating)
 {
 	struct ice_check *ck = &ice->checks[idx];
@@ -143,6 +172,7 @@ static int send_check(struct ice *ice, unsigned idx, bool nominating)
 	char buf[64];
 	int err;
 
+	route_request(ice, &req, idx);
 	if (ck->active)
 		stun_client_cancel(ice->sc, ck->tid);
 	ck->ice = ice;
@@ -160,6 +190,90 @@ static int send_check(struct ice *ice, unsigned idx, bool nominating)
 	return 0;
 }
 
+/* RFC 7675 s5.1: "each interval MUST be randomized from between 0.8 and
+ * 1.2 times the basic period". */
+static void consent_arm(struct ice *ice)
+{
+	uint16_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = 32768;
+	double f = 0.8 + 0.4 * (r / 65535.0);
+	ev_timer_set(&ice->consent, ice->p.consent_interval_ms * f / 1000.0, 0.);
+	ev_timer_start(ice->loop, &ice->consent);
+}
+
+static void consent_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ice *ice = w->data;
+	struct ice_check *ck = &ice->consent_ck;
+	/* "transmitted once only": Rc = 1, then wait Rm * RTO for it */
+	struct stun_rto rto = { ICE_RTO_MIN_MS, 1, 4 };
+	struct stun_request req = {
+		.method = STUN_METHOD_BINDING,
+		.attrs = check_attrs,
+		.attrs_arg = ck,
+		.short_key = ice->rkey,
+		.short_keylen = ice->rkeylen,
+		.rto = &rto,
+		.fingerprint = true,
+		.cb = check_cb,
+		.arg = ck,
+	};
+
+	(void)loop;
+	(void)revents;
+	if (ice->state != ICE_CONNECTED)
+		return;
+	if (!ck->active) {
+		ck->ice = ice;
+		ck->idx = (unsigned)ice->selected;
+		ck->nominating = false;
+		ck->consent = true;
+		req.dest = ice->cl.remote[ice->cl.pairs[ck->idx].remote].addr;
+		route_request(ice, &req, ck->idx);
+		if (stun_client_request(ice->sc, &req, ck->tid) == 0) {
+			ck->active = true;
+			ice->st.consent_sent++;
+		}
+	}
+	consent_arm(ice);
+}
+
+/* "if a valid STUN binding response has not been received from the
+ * remote peer's transport address in 30 seconds, the endpoint MUST cease
+ * transmission on that 5-tuple" */
+static void expiry_arm(struct ice *ice)
+{
+	ev_timer_stop(ice->loop, &ice->expiry);
+	ev_timer_set(&ice->expiry, ice->p.consent_timeout_ms / 1000.0, 0.);
+	ev_timer_start(ice->loop, &ice->expiry);
+}
+
+static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ice *ice = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (ice->state != ICE_CONNECTED)
+		return;
+	say(ice, "consent expired: no answer for %u ms", ice->p.consent_timeout_ms);
+	set_state(ice, ICE_DISCONNECTED);
+}
+
+static void consent_result(struct ice *ice, const struct stun_txn_result *r)
+{
+	const stun_sockaddr *remote = &ice->cl.remote[ice->cl.pairs[ice->selected].remote].addr;
+
+	if (ice->state != ICE_CONNECTED || r->status != STUN_TXN_SUCCESS || !r->from ||
+	    !stun_sockaddr_equal(r->from, remote))
+		return;
+	ice->st.consent_ok++;
+	ice->consent_at = ev_now(ice->loop);
+	expiry_arm(ice);
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -171,6 +285,12 @@ static void select_pair(struct ice *ice, unsigned idx)
 	say(ice, "selected %s -> %s",
 	    stun_sockaddr_str(&ice->cl.local[ice->cl.pairs[idx].local].addr, l, sizeof(l)),
 	    stun_sockaddr_str(&ice->cl.remote[ice->cl.pairs[idx].remote].addr, r, sizeof(r)));
+	if (ice->turn && ice->cl.local[ice->cl.pairs[idx].local].type == ICE_CAND_RELAY)
+		turn_client_bind_channel(ice->turn, &ice->cl.remote[ice->cl.pairs[idx].remote].addr,
+					 NULL, NULL); /* data as ChannelData from now on */
+	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
+	consent_arm(ice);
+	expiry_arm(ice);
 	set_state(ice, ICE_CONNECTED);
 }
 
@@ -236,6 +356,10 @@ static void check_cb(struct stun_client *c, const struct stun_txn_result *r, voi
 
 	(void)c;
 	ck->active = false;
+	if (ck->consent) {
+		consent_result(ice, r);
+		return;
+	}
 	if (r->status == STUN_TXN_CANCELLED || ice->state == ICE_FAILED)
 		return;
 	if (r->status == STUN_TXN_SUCCESS) {
@@ -302,12 +426,19 @@ static void answer_attrs(struct stun_builder *b, void *arg)
 }
 
 static void respond(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *to,
-		    uint16_t code, bool with_mi)
+		    uint16_t code, bool with_mi, bool via_relay)
 {
 	struct answer a = { .mapped = code ? NULL : to };
+	uint8_t buf[1500];
+	int n = stun_client_build_response(m, code, answer_attrs, &a, with_mi ? ice->lkey : NULL,
+					   ice->lkeylen, buf, sizeof(buf));
 
-	stun_client_respond(ice->sc, m, to, code, answer_attrs, &a,
-			    with_mi ? ice->lkey : NULL, ice->lkeylen);
+	if (n < 0)
+		return;
+	if (via_relay)
+		turn_client_send(ice->turn, to, buf, (size_t)n);
+	else
+		stun_client_send(ice->sc, to, buf, (size_t)n);
 }
 
 /* s9.1.3 (RFC 8489): USERNAME "LFRAG:RFRAG" and MESSAGE-INTEGRITY with our
@@ -358,14 +489,15 @@ static int remote_index(const struct ice *ice, const stun_sockaddr *a)
 	return -1;
 }
 
-/* The best pair towards remote index r (we have one socket: any base). */
-static int pair_for_remote(const struct ice *ice, int r)
+/* The best pair towards remote index r from the socket (any host base: we
+ * have one socket) or from the relayed candidate. */
+static int pair_for_remote(const struct ice *ice, int r, bool via_relay)
 {
 	int best = -1;
 
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++) {
 		const struct ice_pair *p = &ice->cl.pairs[i];
-		if (p->remote != r || ice->cl.local[p->local].type == ICE_CAND_RELAY)
+		if (p->remote != r || (ice->cl.local[p->local].type == ICE_CAND_RELAY) != via_relay)
 			continue;
 		if (best < 0 || p->priority > ice->cl.pairs[best].priority)
 			best = (int)i;
@@ -375,6 +507,12 @@ static int pair_for_remote(const struct ice *ice, int r)
 
 /* s7.3.1.3: a check from an address we do not know: a peer-reflexive
  * remote candidate with the PRIORITY of the check. */
+static void permit(struct ice *ice, const stun_sockaddr *peer)
+{
+	if (ice->turn)
+		turn_client_permit(ice->turn, peer, NULL, NULL); /* RFC 8656 s9 */
+}
+
 static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
 {
 	struct ice_cand c = { .type = ICE_CAND_PRFLX, .component = 1 };
@@ -384,17 +522,19 @@ static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_soc
 	c.priority = m->priority;
 	ice_foundation(&c, c.foundation); /* an arbitrary, unique foundation */
 	ice->st.prflx_remote++;
+	permit(ice, from);
 	return ice_checklist_add_remote(&ice->cl, &c);
 }
 
 /* s7.3.1.4 triggered check and s7.3.1.5 nomination. */
-static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
+static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
+			 bool via_relay)
 {
 	int r = remote_index(ice, from), idx;
 
 	if (r < 0)
 		r = learn_prflx(ice, m, from);
-	idx = r < 0 ? -1 : pair_for_remote(ice, r);
+	idx = r < 0 ? -1 : pair_for_remote(ice, r, via_relay);
 	if (idx < 0)
 		return;
 	struct ice_pair *p = &ice->cl.pairs[idx];
@@ -412,23 +552,24 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	}
 }
 
-static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
+static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
+			 bool via_relay)
 {
 	uint16_t code = check_auth(ice, m);
 
 	ice->st.checks_received++;
 	if (code) {
 		ice->st.bad_auth++;
-		respond(ice, m, from, code, false); /* s9.1.3: no MI on these */
+		respond(ice, m, from, code, false, via_relay); /* s9.1.3: no MI */
 		return;
 	}
 	if (role_check(ice, m)) {
-		respond(ice, m, from, STUN_ERR_ROLE_CONFLICT, true);
+		respond(ice, m, from, STUN_ERR_ROLE_CONFLICT, true, via_relay);
 		return;
 	}
-	respond(ice, m, from, 0, true);
+	respond(ice, m, from, 0, true, via_relay);
 	if (ice->have_remote && ice->state != ICE_FAILED)
-		after_answer(ice, m, from);
+		after_answer(ice, m, from, via_relay);
 }
 
 bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
@@ -438,7 +579,7 @@ bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_socka
 		if (m->method != STUN_METHOD_BINDING)
 			return false;
 		if (m->cls == STUN_CLASS_REQUEST)
-			handle_check(ice, m, from);
+			handle_check(ice, m, from, false);
 		return true; /* indications (keepalives) and stray responses too */
 	}
 	if (remote_index(ice, from) < 0)
@@ -446,6 +587,24 @@ bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_socka
 	if (ice->cbs.data)
 		ice->cbs.data(ice, buf, len, from, ice->cbs.arg);
 	return true;
+}
+
+void ice_input_relayed(struct ice *ice, const uint8_t *buf, size_t len,
+		       const stun_sockaddr *peer)
+{
+	struct stun_msg m;
+
+	if (stun_demux(buf, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, buf, len) == 0) {
+		if (m.method != STUN_METHOD_BINDING)
+			return;
+		if (m.cls == STUN_CLASS_REQUEST)
+			handle_check(ice, &m, peer, true);
+		else if (m.cls == STUN_CLASS_SUCCESS || m.cls == STUN_CLASS_ERROR)
+			stun_client_inject(ice->sc, buf, len, peer);
+		return;
+	}
+	if (remote_index(ice, peer) >= 0 && ice->cbs.data)
+		ice->cbs.data(ice, buf, len, peer, ice->cbs.arg);
 }
 
 /* ---- set-up ---- */
@@ -488,6 +647,16 @@ int ice_new(struct stun_client *sc, const struct ice_params *p, const struct ice
 	ice->ta.data = ice;
 	ev_timer_init(&ice->nominate, nominate_cb, 0., 0.);
 	ice->nominate.data = ice;
+	if (!ice->p.consent_interval_ms)
+		ice->p.consent_interval_ms = CONSENT_INTERVAL_MS;
+	if (ice->p.consent_interval_ms < CONSENT_INTERVAL_MIN_MS) /* s5.1 MUST NOT */
+		ice->p.consent_interval_ms = CONSENT_INTERVAL_MIN_MS;
+	if (!ice->p.consent_timeout_ms)
+		ice->p.consent_timeout_ms = CONSENT_TIMEOUT_MS;
+	ev_timer_init(&ice->consent, consent_cb, 0., 0.);
+	ice->consent.data = ice;
+	ev_timer_init(&ice->expiry, expiry_cb, 0., 0.);
+	ice->expiry.data = ice;
 	*out = ice;
 	return 0;
 }
@@ -498,6 +667,10 @@ void ice_free(struct ice *ice)
 		return;
 	ev_timer_stop(ice->loop, &ice->ta);
 	ev_timer_stop(ice->loop, &ice->nominate);
+	ev_timer_stop(ice->loop, &ice->consent);
+	ev_timer_stop(ice->loop, &ice->expiry);
+	if (ice->consent_ck.active)
+		stun_client_cancel(ice->sc, ice->consent_ck.tid);
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
 		if (ice->checks[i].active)
 			stun_client_cancel(ice->sc, ice->checks[i].tid);
@@ -599,6 +772,8 @@ int ice_start(struct ice *ice)
 		return -EINVAL;
 	ice_checklist_form(&ice->cl);
 	memset(ice->checks, 0, sizeof(ice->checks));
+	for (unsigned i = 0; i < ice->cl.n_remote; i++)
+		permit(ice, &ice->cl.remote[i].addr);
 	ice->t0 = ev_now(ice->loop);
 	say(ice, "%u local, %u remote candidates, %u pairs", ice->cl.n_local, ice->cl.n_remote,
 	    ice->cl.n_pairs);
@@ -613,7 +788,23 @@ int ice_send(struct ice *ice, const void *buf, size_t len)
 	if (ice->state != ICE_CONNECTED || ice->selected < 0)
 		return -ENOTCONN;
 	const struct ice_pair *p = &ice->cl.pairs[ice->selected];
+	if (ice->turn && ice->cl.local[p->local].type == ICE_CAND_RELAY)
+		return turn_client_send(ice->turn, &ice->cl.remote[p->remote].addr, buf, len);
 	return stun_client_send(ice->sc, &ice->cl.remote[p->remote].addr, buf, len);
+}
+
+int ice_set_relay(struct ice *ice, struct turn_client *turn)
+{
+	struct ice_cand c = { .type = ICE_CAND_RELAY, .component = 1 };
+
+	if (!turn_client_is_allocated(turn))
+		return -ENOTCONN;
+	ice->turn = turn;
+	c.addr = *turn_client_relayed(turn);
+	c.base = c.addr; /* RFC 8445 s5.1.1.2: a relayed candidate is its own base */
+	c.server = *turn_client_server(turn);
+	ice_cand_finish(&c, 65535);
+	return ice_add_local(ice, &c);
 }
 
 enum ice_state ice_get_state(const struct ice *ice)

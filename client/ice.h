@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "stun_client.h"
+#include "turn_client.h"
 
 #define ICE_UFRAG_MAX 64
 #define ICE_PWD_MAX 257
@@ -33,10 +34,16 @@ struct ice_params {
 	unsigned fail_after_ms;     /* give up only this long after the start
 				       (the peer's checks may still bring
 				       peer-reflexive pairs); 0: 5000 ms */
+	/* RFC 7675 consent freshness on the selected pair: a check every
+	 * interval (randomised 0.8-1.2x; at least 4 s), consent lost after
+	 * timeout without an answer. 0: 5000 and 30000 ms. */
+	unsigned consent_interval_ms, consent_timeout_ms;
 	int verbose;
 };
 
-enum ice_state { ICE_NEW, ICE_CHECKING, ICE_CONNECTED, ICE_FAILED };
+/* DISCONNECTED: consent expired on the selected pair (RFC 7675 s5.1): no
+ * more data may be sent on it. */
+enum ice_state { ICE_NEW, ICE_CHECKING, ICE_CONNECTED, ICE_FAILED, ICE_DISCONNECTED };
 
 struct ice;
 typedef void (*ice_state_cb)(struct ice *ice, enum ice_state st, void *arg);
@@ -63,6 +70,11 @@ void ice_free(struct ice *ice);
 int ice_gather_host(struct ice *ice);
 int ice_add_local(struct ice *ice, const struct ice_cand *c);
 unsigned ice_local_candidates(const struct ice *ice, const struct ice_cand **out);
+/* A TURN allocation (borrowed, allocated, on the same stun_client): adds
+ * the relayed candidate; checks and data on its pairs go through it, with
+ * permissions for the peer's addresses and a channel for the selected one.
+ * The owner passes the turn_client's data to ice_input_relayed(). */
+int ice_set_relay(struct ice *ice, struct turn_client *turn);
 
 /* The peer's credentials and candidates; then start checking. */
 int ice_set_remote(struct ice *ice, const struct ice_creds *remote,
@@ -72,6 +84,10 @@ int ice_start(struct ice *ice);
 /* Feed a datagram the stun_client did not match. true if consumed. */
 bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
 	       const struct stun_msg *m);
+
+/* A datagram from peer that came through the TURN relay. */
+void ice_input_relayed(struct ice *ice, const uint8_t *buf, size_t len,
+		       const stun_sockaddr *peer);
 
 /* Data on the selected pair (-ENOTCONN before). */
 int ice_send(struct ice *ice, const void *buf, size_t len);
@@ -86,6 +102,7 @@ const struct ice_checklist *ice_get_checklist(const struct ice *ice);
 struct ice_stats {
 	uint64_t checks_sent, checks_ok, checks_failed, checks_received, triggered;
 	uint64_t role_conflicts, bad_auth, prflx_remote;
+	uint64_t consent_sent, consent_ok;
 };
 const struct ice_stats *ice_get_stats(const struct ice *ice);
 

@@ -1,7 +1,11 @@
 /* rdv_proto: the rendezvous protocol over STUN (docs/PROTOCOL.md). Custom
- * methods in the designated-expert range 0x800-0x80F and
- * comprehension-optional attributes 0xC001-0xC007, so a plain STUN/TURN
- * server or client ignores them (RFC 8489 s14, s18.2-18.3).
+ * methods 0x0C0-0x0C4 and comprehension-optional attributes 0xC001-0xC007,
+ * so a plain STUN/TURN server or client ignores them (RFC 8489 s14).
+ *
+ * The methods are in RFC 8489 s18.2's Expert Review range 0x080-0x0FF, not
+ * 0x800-0x80F: RFC 8489 s18.2 limits methods to 0x000-0x0FF, and only those
+ * keep the first byte of the message in 0-3, where RFC 7983 s7 (and
+ * stun_demux()) look for STUN; 0x800 would start with 0x20.
  *
  * stun_msg_parse() skips comprehension-optional types it does not know, so
  * rdv_msg_decode() walks the already validated message a second time and
@@ -18,11 +22,11 @@
 
 /* Methods (docs/PROTOCOL.md s2). */
 enum rdv_method {
-	RDV_METHOD_REGISTER = 0x800, /* request: claim an ID on this flow */
-	RDV_METHOD_REFRESH = 0x801,  /* request: keep it (LIFETIME 0: drop it) */
-	RDV_METHOD_CONNECT = 0x802,  /* request: offer to an ID; response: answer */
-	RDV_METHOD_OFFER = 0x803,    /* indication: server -> registered peer */
-	RDV_METHOD_ANSWER = 0x804,   /* request: registered peer -> server */
+	RDV_METHOD_REGISTER = 0x0C0, /* request: claim an ID on this flow */
+	RDV_METHOD_REFRESH = 0x0C1,  /* request: keep it (LIFETIME 0: drop it) */
+	RDV_METHOD_CONNECT = 0x0C2,  /* request: offer to an ID; response: answer */
+	RDV_METHOD_OFFER = 0x0C3,    /* indication: server -> registered peer */
+	RDV_METHOD_ANSWER = 0x0C4,   /* request: registered peer -> server */
 };
 
 /* Attributes (docs/PROTOCOL.md s3), all comprehension-optional. */
@@ -72,7 +76,7 @@ enum rdv_cand_type {
 
 /* Registration lifetimes in seconds (docs/PROTOCOL.md s4.1). */
 #define RDV_LIFETIME_DEFAULT 120
-#define RDV_LIFETIME_MIN 30
+#define RDV_LIFETIME_MIN 10
 #define RDV_LIFETIME_MAX 3600
 
 struct rdv_candidate {

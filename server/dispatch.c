@@ -5,6 +5,8 @@
 
 #include "binding.h"
 #include "log.h"
+#include "rdv_proto.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 
 typedef void (*request_fn)(struct worker *w, const struct stun_msg *m, const struct stun_in *in,
@@ -27,6 +29,10 @@ static const struct method_row methods[] = {
 	{ STUN_METHOD_CHANNEL_BIND, turn_dispatch_request, NULL },
 	{ STUN_METHOD_CONNECT, turn_dispatch_request, NULL },
 	{ STUN_METHOD_CONNECTION_BIND, turn_dispatch_request, NULL },
+	{ RDV_METHOD_REGISTER, rdv_service_request, NULL },
+	{ RDV_METHOD_REFRESH, rdv_service_request, NULL },
+	{ RDV_METHOD_CONNECT, rdv_service_request, NULL },
+	{ RDV_METHOD_ANSWER, rdv_service_request, NULL },
 };
 
 static const struct method_row *find_method(uint16_t method)

@@ -9,6 +9,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 #include "turn_frame.h"
 
@@ -130,6 +131,7 @@ void stream_conn_close(struct stream_conn *c)
 	struct worker *w = c->w;
 
 	turn_dispatch_conn_closed(c);
+	rdv_service_conn_closed(c);
 	ev_io_stop(w->loop, &c->rio);
 	ev_io_stop(w->loop, &c->wio);
 	ev_timer_stop(w->loop, &c->idle);

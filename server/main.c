@@ -17,6 +17,7 @@
 #include "listener_tls.h"
 #include "log.h"
 #include "turn.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 #include "metrics.h"
 #include "worker.h"
@@ -182,6 +183,11 @@ static int serve(struct stund *s)
 		log_msg(LOG_ERROR, "cannot set up the TURN relay: %s", err);
 		return r;
 	}
+	r = rdv_service_setup(&s->shared, s->cfg, err, sizeof(err));
+	if (r) {
+		log_msg(LOG_ERROR, "cannot set up the rendezvous: %s", err);
+		return r;
+	}
 	r = tls_shared_setup(&s->shared, s->cfg, err, sizeof(err));
 	if (r) {
 		log_msg(LOG_ERROR, "cannot set up TLS: %s", err);
@@ -220,6 +226,7 @@ static void shutdown_all(struct stund *s)
 	for (int i = 0; i < s->n_workers; i++)
 		worker_free(s->workers[i]);
 	turn_dispatch_teardown(&s->shared);
+	rdv_service_teardown(&s->shared);
 	tls_shared_teardown(&s->shared);
 	metrics_http_stop(s->http);
 	if (s->loop) {

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "listener_tls.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "turn_dispatch.h"
 
 #define DRAIN_TIMEOUT 5.0 /* seconds SIGTERM waits for connections to flush */
@@ -263,6 +264,8 @@ int worker_start(struct worker *w)
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
 	r = turn_dispatch_worker_start(w);
+	if (!r)
+		r = rdv_service_worker_start(w);
 	if (r)
 		return r;
 	for (int i = 0; i < LADDR_MAX; i++) {
@@ -317,6 +320,7 @@ void worker_free(struct worker *w)
 	config_put(w->cfg);
 	udp_batch_free(w->batch);
 	turn_dispatch_worker_free(w);
+	rdv_service_worker_free(w);
 	if (w->loop)
 		ev_loop_destroy(w->loop);
 	free(w);

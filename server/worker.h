@@ -45,6 +45,7 @@ struct stund_shared {
 	int n_workers;
 	uint32_t conns;                     /* open stream connections, all workers (atomic) */
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
+	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */
 	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
 };
 
@@ -67,6 +68,8 @@ struct turn_shared;
 struct turn_service;
 struct auth_ctx;
 struct peer_filter;
+struct rdv_service;
+struct rdv_worker;
 struct tls_shared;
 struct tls_worker;
 
@@ -95,6 +98,7 @@ struct worker {
 	struct turn_service *turn;         /* the TURN relay of this worker */
 	struct auth_ctx *turn_auth;        /* owned; NULL: no credentials */
 	struct peer_filter *turn_filter;   /* owned */
+	struct rdv_worker *rdv;            /* rendezvous: pending connects, mailbox */
 	struct tls_worker *tls;            /* TLS/DTLS listeners (listener_tls.h) */
 
 	struct stream_conn *conns;         /* list of open stream connections */

@@ -61,6 +61,18 @@ def bare_answers_every_request():
 
 
 @test
+def bare_answers_over_ipv6():
+    port = free_port(host="::1")
+    p = Proc([BARE, "-l", "[::1]:%d" % port])
+    p.wait_line(r"bare_responder ready \[::1\]:%d" % port)
+    r = subprocess.run([LOAD, "-s", "[::1]:%d" % port, "-n", "3000", "-F"],
+                       capture_output=True, text=True, timeout=60)
+    f = figures(r.stdout)
+    assert r.returncode == 0 and f["answered"] == 3000 and f["invalid"] == 0, r.stdout
+    p.stop()
+
+
+@test
 def bare_answers_with_fingerprint():
     p, port = start_bare()
     rc, out = load(port, "-n", "5000", "-F", "-j")

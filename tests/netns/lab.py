@@ -15,7 +15,7 @@ Command line (as root):
     lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
     lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
     lab.py compose [-o FILE]                                     write the compose file
-    lab.py cleanup [--run-id ID]                                 remove leftover nkl- namespaces
+    lab.py cleanup [--run-id ID | --stale]                       remove leftover nkl- namespaces
 Nodes: inet (the internet router), server, ra/rb (NAT routers), a/b (hosts).
 Python 3 stdlib only.
 """
@@ -243,7 +243,8 @@ def plan(site_a, site_b, hairpin, shared):
         members = ["a", "b"] if shared else [site]
         for i, h in enumerate(members):
             p["nodes"][h] = "host"
-            p["links"].append((r, "lan" if i == 0 else "lan%d" % i, h, "eth0", str(lan)))
+            # shared: both hosts' veths are ports of a bridge "lan" (see Lab._build)
+            p["links"].append((r, "lanp%d" % i if shared else "lan", h, "eth0", str(lan)))
             p["addrs"][h] = [("eth0", "%s/%d" % (hosts[i], lan.prefixlen))]
             p["routes"][h] = [("default", rlan)]
             p["host_ip"][h] = hosts[i]
@@ -291,6 +292,52 @@ def cleanup_all(prefix=PREFIX):
     for n in names:
         remove_namespace(n)
     return names
+
+
+# Each live lab leaves an owner file: OWNERS/<run id> = "<pid> <start time>".
+# A lab whose owner died without closing it (SIGKILL, e.g. a test timeout)
+# is stale; every new lab removes stale ones first. Live labs of other runs
+# are never touched.
+OWNERS = "/run/natkit-lab"
+
+
+def _proc_start(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(text):
+    try:
+        pid, start = text.split()
+        return _proc_start(int(pid)) == start
+    except ValueError:
+        return False
+
+
+def cleanup_stale():
+    """Remove labs whose owning process is gone; -> namespaces removed."""
+    removed = []
+    try:
+        ids = os.listdir(OWNERS)
+    except FileNotFoundError:
+        return removed
+    for rid in ids:
+        path = os.path.join(OWNERS, rid)
+        try:
+            with open(path) as f:
+                alive = _owner_alive(f.read())
+        except OSError:
+            continue
+        if not alive:
+            removed += cleanup_all("%s%s-" % (PREFIX, rid))
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 _live_labs = []
@@ -380,7 +427,11 @@ class Lab:
 
     def up(self):
         _install_handlers()
+        cleanup_stale()
         _live_labs.append(self)
+        os.makedirs(OWNERS, exist_ok=True)
+        with open(os.path.join(OWNERS, self.run_id), "w") as f:
+            f.write("%d %s\n" % (os.getpid(), _proc_start(os.getpid())))
         try:
             self._build()
         except BaseException:
@@ -403,10 +454,17 @@ class Lab:
             # created directly inside the namespaces: nothing ever sits in the root namespace
             _sh(["ip", "link", "add", lif, "netns", self.ns(left), "type", "veth",
                  "peer", "name", rif, "netns", self.ns(right)])
+        for left, lif, _right, _rif, _net in p["links"]:
+            if lif.startswith("lanp"):  # shared mode: a bridged LAN
+                ns = self.ns(left)
+                if subprocess.run(["ip", "-n", ns, "link", "show", "lan"],
+                                  capture_output=True).returncode != 0:
+                    _sh(["ip", "-n", ns, "link", "add", "lan", "type", "bridge"])
+                _sh(["ip", "-n", ns, "link", "set", lif, "master", "lan", "up"])
         for node, addrs in p["addrs"].items():
             for ifname, cidr in addrs:
                 _sh(["ip", "-n", self.ns(node), "addr", "add", cidr, "dev", ifname])
-            for ifname in sorted({a[0] for a in addrs} | self._lan_ports(node)):
+            for ifname in sorted({a[0] for a in addrs}):
                 _sh(["ip", "-n", self.ns(node), "link", "set", ifname, "up"])
         for node, routes in p["routes"].items():
             for dst, via in routes:
@@ -416,29 +474,6 @@ class Lab:
             if self.nat[router[1]] != "none":
                 for k, v in SYSCTLS_CONNTRACK.items():
                     self.run(router, ["sysctl", "-q", "-w", "%s=%s" % (k, v)])
-
-    def _lan_ports(self, node):
-        """Extra LAN ports of a router in shared mode (bridged into "lan")."""
-        extra = {l[1] for l in self.plan["links"] if l[0] == node and l[1].startswith("lan")
-                 and l[1] != "lan"}
-        if extra:
-            self._bridge_lan(node, extra)
-        return extra
-
-    def _bridge_lan(self, node, extra):
-        # shared mode: both hosts on one LAN; "lan" becomes a bridge over the ports
-        ns = self.ns(node)
-        r = subprocess.run(["ip", "-n", ns, "link", "show", "lan0"], capture_output=True)
-        if r.returncode == 0:
-            return
-        addr = [a for i, a in self.plan["addrs"][node] if i == "lan"][0]
-        _sh(["ip", "-n", ns, "addr", "del", addr, "dev", "lan"])
-        _sh(["ip", "-n", ns, "link", "set", "lan", "name", "lan0"])
-        _sh(["ip", "-n", ns, "link", "add", "lan", "type", "bridge"])
-        for port in ["lan0"] + sorted(extra):
-            _sh(["ip", "-n", ns, "link", "set", port, "master", "lan"])
-            _sh(["ip", "-n", ns, "link", "set", port, "up"])
-        _sh(["ip", "-n", ns, "addr", "add", addr, "dev", "lan"])
 
     def close(self):
         if self._closed:
@@ -456,6 +491,10 @@ class Lab:
                 p.wait()
         for name in reversed(self._made):
             remove_namespace(name)
+        try:
+            os.unlink(os.path.join(OWNERS, self.run_id))
+        except FileNotFoundError:
+            pass
         if self in _live_labs:
             _live_labs.remove(self)
 
@@ -582,6 +621,8 @@ def main(argv=None):
     co.add_argument("--hairpin", action="store_true", default=None)
     cl = sub.add_parser("cleanup", help="remove leftover %s namespaces" % PREFIX)
     cl.add_argument("--run-id", help="only this lab run's namespaces (%sRUNID-*)" % PREFIX)
+    cl.add_argument("--stale", action="store_true",
+                    help="only labs whose owning process is gone (safe beside running labs)")
     a = ap.parse_args(argv)
     if a.cmd == "rules":
         sys.stdout.write(router_rules(a.site, a.nat, a.hairpin))
@@ -600,7 +641,11 @@ def main(argv=None):
         print("lab.py: %s needs root (network namespaces)" % a.cmd, file=sys.stderr)
         return 2
     if a.cmd == "cleanup":
-        for n in cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX):
+        if a.stale:
+            names = cleanup_stale()
+        else:
+            names = cleanup_all(PREFIX + a.run_id + "-" if a.run_id else PREFIX)
+        for n in names:
             print("removed", n)
         return 0
     with Lab(a.site_a, a.site_b, a.hairpin, a.shared) as lab:

@@ -10,6 +10,8 @@
     stunprobe.py listen IP:PORT [--wait S]     learn the mapping (printed at once), then
                                                print what arrives until a line on stdin
     stunprobe.py send --bind IP:PORT IP:PORT --data X   one datagram from a given source
+    stunprobe.py tcp-mapping IP:PORT...        as mapping, over TCP: one connection per
+                                               address, all from one local port
 Uses the independent codec of tests/integration/harness.py.
 """
 import argparse
@@ -113,6 +115,39 @@ def cmd_listen(a):
     return {"received": got}
 
 
+def tcp_binding(sock, timeout=2.0):
+    """One Binding over a connected TCP socket (RFC 8489 s6.2.2: no framing)."""
+    msg, tid = stun_request()
+    sock.settimeout(timeout)
+    sock.sendall(msg)
+    data = b""
+    while len(data) < 20 or len(data) < 20 + int.from_bytes(data[2:4], "big"):
+        chunk = sock.recv(2048)
+        if not chunk:
+            return None
+        data += chunk
+    mtype, rtid, attrs = stun_parse(data)
+    if rtid != tid or mtype != BINDING_SUCCESS or XOR_MAPPED not in attrs:
+        return None
+    return xor_addr(attrs[XOR_MAPPED][0], tid)
+
+
+def cmd_tcp_mapping(a):
+    port, out, socks = a.port, [], []
+    for x in a.addrs:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        port = s.getsockname()[1]
+        s.settimeout(3.0)
+        s.connect(addr(x))
+        out.append(tcp_binding(s))
+        socks.append(s)
+    for s in socks:
+        s.close()
+    return {"local": port, "mapped": out}
+
+
 def cmd_send(a):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(addr(a.bind))
@@ -122,7 +157,7 @@ def cmd_send(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["wait", "mapping", "hairpin", "listen", "send"])
+    ap.add_argument("cmd", choices=["wait", "mapping", "hairpin", "listen", "send", "tcp-mapping"])
     ap.add_argument("addrs", nargs="+")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=10.0)
@@ -131,7 +166,7 @@ def main():
     ap.add_argument("--data", default="x")
     a = ap.parse_args()
     res = {"wait": cmd_wait, "mapping": cmd_mapping, "hairpin": cmd_hairpin,
-           "listen": cmd_listen, "send": cmd_send}[a.cmd](a)
+           "listen": cmd_listen, "send": cmd_send, "tcp-mapping": cmd_tcp_mapping}[a.cmd](a)
     print(json.dumps(res))
     return 0
 

@@ -123,7 +123,28 @@ def check_site(lab, site):
     elif alloc == "random":
         assert len(set(ports)) == 4 and r["local"] not in ports, r
         assert len(set(deltas)) > 1, ports  # not a fixed stride
+    check_tcp(lab, site, dests)
     return mapping, filtering, ports
+
+
+def check_tcp(lab, site, dests):
+    """TCP gets the same mapping and allocation as UDP (one local port,
+    four connections to the server's four address:port pairs)."""
+    nat = lab.nat[site]
+    alloc = NAT_TYPES[nat][2]
+    r = probe(lab, site, "tcp-mapping", dests)
+    assert None not in r["mapped"], r
+    public = lab.host_ip[site] if nat == "none" else lab.router_ip[site]
+    assert all(m[0] == public for m in r["mapped"]), r
+    ports = [m[1] for m in r["mapped"]]
+    deltas = [b - a for a, b in zip(ports, ports[1:])]
+    if alloc in ("none", "preserving"):
+        assert ports == [r["local"]] * 4, r
+    elif alloc == "sequential":
+        assert deltas == [SEQ_DELTA] * 3, ports
+    else:
+        assert len(set(ports)) == 4 and r["local"] not in ports, r
+    print("  site %s %-22s TCP: local port %d -> %s" % (site, nat, r["local"], ports))
 
 
 FILTER_SEES = {"endpoint-independent": {"same-address", "other-address"},
@@ -260,6 +281,27 @@ def port_restricted_stays_endpoint_independent_on_collision():
     lab_with_coturn(body, site_a="port-restricted", shared=True, hairpin=True)
 
 
+@test
+def low_ttl_opens_the_local_nat_only():
+    """host -> own NAT -> inet -> far NAT: TTL 2 makes a mapping on the local
+    NAT and dies at inet (ICMP time exceeded), never reaching the far NAT --
+    what TTL-limited punching (Wei et al.) relies on; TTL 3 does reach it."""
+    with Lab(site_a="port-restricted", site_b="port-restricted") as lab:
+        code = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, %d)\n"
+                "s.sendto(b'punch', (%r, %d))\n")
+        far = lab.router_ip["b"]
+
+        def far_rx():  # packets the far NAT's wan received (it drops them: no mapping)
+            return int(lab.run("rb", ["cat", "/sys/class/net/wan/statistics/rx_packets"]).stdout)
+        before = far_rx()
+        lab.run("a", ["python3", "-c", code % (2, far, 4000)])
+        assert any("dst=%s" % far in l and "dport=4000" in l for l in lab.conntrack("a"))
+        assert far_rx() == before, "a TTL-2 datagram reached the far NAT"
+        lab.run("a", ["python3", "-c", code % (3, far, 4001)])
+        assert far_rx() > before, "a TTL-3 datagram did not reach the far NAT"
+
+
 # --- cleanup --------------------------------------------------------------
 
 def ours(run_id):
@@ -320,6 +362,29 @@ def nothing_left_after_sigterm():
             p.wait()
     assert rc != 0
     assert_gone(rid, before)
+
+
+@test
+def a_lab_whose_owner_was_killed_is_removed_by_the_next():
+    rid = "t" + os.urandom(2).hex()
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from lab import Lab\n"
+            "lab = Lab(run_id=%r).up()\n"
+            "lab.popen('a', ['sleep', '60'])\n"
+            "print('ready', flush=True)\n"
+            "import time; time.sleep(60)\n") % (HERE, rid)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+    finally:
+        p.kill()  # SIGKILL: no handler, no atexit -- as a ctest timeout does
+        p.wait()
+    assert len(ours(rid)) == 6
+    with Lab() as other:  # a new lab removes the stale one, and only it
+        assert ours(rid) == [], ours(rid)
+        assert len(ours(other.run_id)) == 6
+        assert not labmod.cleanup_stale()  # a live lab is not stale
+        assert len(ours(other.run_id)) == 6
 
 
 @test

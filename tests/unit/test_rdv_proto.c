@@ -263,6 +263,30 @@ static void test_builder_rejects(void)
 	CU_ASSERT_EQUAL(stun_build_finish(&b), STUN_E_NOSPACE);
 }
 
+/* Every rendezvous message starts with a byte RFC 7983 demultiplexing
+ * calls STUN (the reason the methods are 0x0C0-0x0C4, not 0x800+). */
+static void test_demux(void)
+{
+	static const uint16_t methods[] = { RDV_METHOD_REGISTER, RDV_METHOD_REFRESH,
+		RDV_METHOD_CONNECT, RDV_METHOD_OFFER, RDV_METHOD_ANSWER };
+	struct stun_builder b;
+	struct stun_msg m;
+	uint8_t buf[64];
+	int n;
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		for (uint8_t cls = 0; cls < 4; cls++) {
+			stun_build_init(&b, buf, sizeof(buf), methods[i], cls, tid);
+			n = stun_build_finish(&b);
+			CU_ASSERT_FATAL(n == 20);
+			CU_ASSERT_EQUAL(stun_demux(buf, (size_t)n), STUN_DEMUX_STUN);
+			CU_ASSERT_EQUAL_FATAL(stun_msg_parse(&m, buf, (size_t)n), 0);
+			CU_ASSERT_EQUAL(m.method, methods[i]);
+			CU_ASSERT_EQUAL(m.cls, cls);
+		}
+	}
+}
+
 static void test_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(rdv_error_reason(RDV_ERR_UNKNOWN_PEER), "Unknown Peer");
@@ -292,6 +316,7 @@ int main(void)
 		{ "malformed values", test_malformed },
 		{ "too many candidates", test_too_many_candidates },
 		{ "builder rejects bad input", test_builder_rejects },
+		{ "RFC 7983 demux sees STUN", test_demux },
 		{ "names", test_names },
 		{ NULL, NULL },
 	};
