@@ -13,6 +13,7 @@
 #include "log.h"
 #include "rdv_proto.h"
 #include "rendezvous.h"
+#include "tls.h"
 #include "turn_alloc.h"
 #include "txcache.h"
 
@@ -47,7 +48,8 @@ struct rdv_pending {
 	struct auth_result ar;          /* signs the response; wiped on free */
 	int tp, laddr;
 	stun_sockaddr peer;
-	struct stream_conn *conn;       /* borrowed; NULL once it closed */
+	void *conn;                     /* stream_conn or tls_sess (borrowed);
+					 * NULL over UDP, and once it closed */
 
 	/* the registered peer */
 	struct rdv_reg target;
@@ -130,18 +132,34 @@ static void send_udp(struct worker *w, int laddr, const stun_sockaddr *to, const
 	METRIC_ADD(w->metrics.tx_bytes, len);
 }
 
-/* The connection of registration id if it is still the one of generation
- * gen and this worker owns it (only the owner closes it: the pointer is
- * good until we return to the loop). */
-static struct stream_conn *reg_conn(struct rdv_worker *rw, const char *id, uint64_t gen)
+/* TCP and TLS deliver; UDP and DTLS need retransmissions. */
+static bool reliable(int tp)
+{
+	return tp == TP_TCP || tp == TP_TLS;
+}
+
+/* Write on a stream connection or TLS/DTLS session this worker owns. */
+static void send_on(int tp, void *conn, const uint8_t *buf, size_t len)
+{
+	if (tp == TP_TCP)
+		stream_conn_send(conn, buf, len);
+	else if (tp == TP_TLS || tp == TP_DTLS)
+		tls_sess_send(conn, buf, len);
+}
+
+/* The flow of registration id if it is still the one of generation gen
+ * and this worker owns it (only the owner closes its connections and
+ * sessions: the pointer is good until we return to the loop). */
+static bool reg_flow(struct rdv_worker *rw, const char *id, uint64_t gen, struct rdv_flow *out)
 {
 	struct rdv_reg cur;
 
 	if (rdv_registry_get(rw->svc->reg, id, ev_now(rw->w->loop), &cur))
-		return NULL;
-	if (cur.gen != gen || cur.flow.worker != rw->w->id)
-		return NULL;
-	return cur.flow.conn;
+		return false;
+	if (cur.gen != gen || cur.flow.worker != rw->w->id || !cur.flow.conn)
+		return false;
+	*out = cur.flow;
+	return true;
 }
 
 static void post_mail(struct rdv_worker *to, const struct rdv_reg *t, const uint8_t *buf,
@@ -167,7 +185,7 @@ static void send_offer(struct rdv_pending *p)
 {
 	struct rdv_worker *rw = p->rw, *owner;
 	const struct rdv_flow *f = &p->target.flow;
-	struct stream_conn *c;
+	struct rdv_flow cur;
 
 	p->sends++;
 	if (f->tp == TP_UDP) {
@@ -176,9 +194,8 @@ static void send_offer(struct rdv_pending *p)
 		return;
 	}
 	if (f->worker == rw->w->id) {
-		c = reg_conn(rw, p->target.id, p->target.gen);
-		if (c)
-			stream_conn_send(c, p->offer, p->offer_len);
+		if (reg_flow(rw, p->target.id, p->target.gen, &cur))
+			send_on(cur.tp, cur.conn, p->offer, p->offer_len);
 		return;
 	}
 	owner = f->worker >= 0 && f->worker < RDV_WORKERS_MAX ? rw->svc->workers[f->worker] : NULL;
@@ -191,7 +208,7 @@ static void send_response(struct rdv_pending *p)
 	if (p->tp == TP_UDP)
 		send_udp(p->rw->w, p->laddr, &p->peer, p->resp, p->resp_len);
 	else if (p->conn)
-		stream_conn_send(p->conn, p->resp, p->resp_len);
+		send_on(p->tp, p->conn, p->resp, p->resp_len);
 }
 
 /* ---- pending RdvConnect ------------------------------------------------------ */
@@ -272,7 +289,7 @@ static double next_wait(const struct rdv_pending *p)
 {
 	double total = RDV_OFFER_RTO * ((1u << (RDV_OFFER_RC - 1)) - 1) + RDV_OFFER_RTO * RDV_OFFER_RM;
 
-	if (p->target.flow.tp != TP_UDP)
+	if (reliable(p->target.flow.tp))
 		return total;
 	if (p->sends < RDV_OFFER_RC)
 		return RDV_OFFER_RTO * (double)(1u << (p->sends - 1));
@@ -291,7 +308,7 @@ static void pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	}
 	st = rdv_offer_poll(p->rw->svc->reg, p->slot, false, NULL);
-	if (st == RDV_OFFER_WAITING && p->target.flow.tp == TP_UDP && p->sends < RDV_OFFER_RC) {
+	if (st == RDV_OFFER_WAITING && !reliable(p->target.flow.tp) && p->sends < RDV_OFFER_RC) {
 		send_offer(p);
 		ev_timer_set(t, next_wait(p), 0);
 		ev_timer_start(loop, t);
@@ -306,7 +323,7 @@ static void pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void deliver_mail(struct rdv_worker *rw)
 {
 	struct rdv_mail *m, *next;
-	struct stream_conn *c;
+	struct rdv_flow f;
 
 	pthread_mutex_lock(&rw->mbox_lock);
 	m = rw->mbox;
@@ -314,9 +331,8 @@ static void deliver_mail(struct rdv_worker *rw)
 	pthread_mutex_unlock(&rw->mbox_lock);
 	for (; m; m = next) {
 		next = m->next;
-		c = reg_conn(rw, m->id, m->gen);
-		if (c)
-			stream_conn_send(c, m->buf, m->len);
+		if (reg_flow(rw, m->id, m->gen, &f))
+			send_on(f.tp, f.conn, m->buf, m->len);
 		free(m);
 	}
 }
@@ -404,16 +420,24 @@ void rdv_service_worker_free(struct worker *w)
 	w->rdv = NULL;
 }
 
-void rdv_service_conn_closed(struct stream_conn *c)
+static void flow_closed(struct rdv_worker *rw, const void *conn)
 {
-	struct rdv_worker *rw = c->w->rdv;
-
 	if (!rw)
 		return;
-	rdv_registry_drop_conn(rw->svc->reg, c);
+	rdv_registry_drop_conn(rw->svc->reg, conn);
 	for (struct rdv_pending *p = rw->pending; p; p = p->next)
-		if (p->conn == c)
+		if (p->conn == conn)
 			p->conn = NULL;
+}
+
+void rdv_service_conn_closed(struct stream_conn *c)
+{
+	flow_closed(c->w->rdv, c);
+}
+
+void rdv_service_sess_closed(struct worker *w, struct tls_sess *s)
+{
+	flow_closed(w->rdv, s);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -435,11 +459,19 @@ static int authenticate(struct rdv_req *r)
 	return 0;
 }
 
+/* What to write to later: the stream connection or the TLS/DTLS session. */
+static void *conn_of(const struct stun_in *in)
+{
+	if (in->tp == TP_TCP)
+		return in->conn;
+	return in->tp == TP_UDP ? NULL : in->sess;
+}
+
 static struct rdv_flow flow_of(const struct rdv_req *r)
 {
 	struct rdv_flow f = {
 		.tp = r->in->tp, .worker = r->w->id, .laddr = r->in->laddr,
-		.peer = *r->in->peer, .conn = r->in->tp == TP_UDP ? NULL : r->in->conn,
+		.peer = *r->in->peer, .conn = conn_of(r->in),
 	};
 
 	return f;
@@ -534,7 +566,7 @@ static struct rdv_pending *pending_new(struct rdv_req *r, const struct rdv_reg *
 	p->tp = r->in->tp;
 	p->laddr = r->in->laddr;
 	p->peer = *r->in->peer;
-	p->conn = r->in->tp == TP_UDP ? NULL : r->in->conn;
+	p->conn = conn_of(r->in);
 	p->target = *t;
 	ev_timer_init(&p->timer, pending_timer, 0, 0);
 	p->timer.data = p;
@@ -707,7 +739,7 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 		dispatch_error(w, m, out, STUN_ERR_BAD_REQUEST, "Unknown method");
 		return;
 	}
-	if (in->tp != TP_UDP && in->tp != TP_TCP) {
+	if (in->tp != TP_UDP && !conn_of(in)) {
 		dispatch_error(w, m, out, STUN_ERR_BAD_REQUEST, "Rendezvous not offered on this transport");
 		return;
 	}
@@ -718,7 +750,7 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 	r.in = in;
 	r.out = out;
 	r.now = ev_now(w->loop);
-	turn_5tuple_set(&ft, in->tp == TP_UDP ? IPPROTO_UDP : IPPROTO_TCP, in->peer,
+	turn_5tuple_set(&ft, reliable(in->tp) ? IPPROTO_TCP : IPPROTO_UDP, in->peer,
 			&w->shared->laddrs.a[in->laddr].addr);
 	/* RFC 8489 s6.3.1: a retransmission gets the same response */
 	cached = txcache_get(r.rw->tx, &ft, m->tid, r.now, &clen);
