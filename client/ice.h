@@ -16,7 +16,7 @@
 #include "stun_client.h"
 #include "turn_client.h"
 
-#define ICE_UFRAG_MAX 64
+#define ICE_UFRAG_MAX 257
 #define ICE_PWD_MAX 257
 
 struct ice_creds {

@@ -747,3 +747,24 @@ bool stun_client_inject(struct stun_client *c, const uint8_t *buf, size_t len,
 		really_free(c);
 	return true;
 }
+
+int stun_route_source(const stun_sockaddr *dest, stun_sockaddr *out)
+{
+	socklen_t sl = sizeof(*out);
+	int fd = socket(stun_sockaddr_family(dest), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, &dest->sa, stun_sockaddr_len(dest)) < 0 ||
+	    getsockname(fd, &out->sa, &sl) < 0)
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	if (out->sa.sa_family == AF_INET6)
+		out->in6.sin6_port = 0;
+	else
+		out->in4.sin_port = 0;
+	return 0;
+}

@@ -159,6 +159,10 @@ int stun_client_build_response(const struct stun_msg *m, uint16_t error_code,
 bool stun_client_inject(struct stun_client *c, const uint8_t *buf, size_t len,
 			const stun_sockaddr *from);
 
+/* The local address the kernel would use towards dest, port 0: bind there
+ * so that "mapped == local" means "no NAT" (RFC 5780 s4.3). */
+int stun_route_source(const stun_sockaddr *dest, stun_sockaddr *out);
+
 /* Name of a status, for messages a person reads. */
 const char *stun_txn_status_str(enum stun_txn_status s);
 
