@@ -62,11 +62,29 @@ def _connected(proc, timeout):
     return json.loads(proc.wait_line(r'"event":"connected"', timeout=timeout).string)
 
 
-def session(lab, extra=(), timeout=30, pid="m"):
-    """listen on a, connect from b, a line each way. -> dict with path,
-    ttfb_ms (connect started -> its first line arrived at the listener),
-    connect_ms (natclient's own "ms" of the connected event) and both
-    connected events. Raises AssertionError when something fails."""
+def _upgraded(con, lst, settle):
+    """After a relay fallback, natclient keeps checking and moves to a
+    direct path when one opens (a second "connected" event): wait up to
+    settle seconds for it; then data must flow both ways on the new path.
+    -> the new connected event, or None."""
+    try:
+        m = con.wait_line(r'"event":"connected".*"path":"(direct|predicted)"', timeout=settle)
+    except AssertionError:
+        return None
+    _say(con, "again from b")
+    lst.wait_line(r"^again from b$", timeout=10)
+    _say(lst, "again from a")
+    con.wait_line(r"^again from a$", timeout=10)
+    return json.loads(m.string)
+
+
+def session(lab, extra=(), timeout=30, pid="m", settle=3.0):
+    """listen on a, connect from b, a line each way. -> dict with path (the
+    path the session settles on: after a relay fallback, a move to a direct
+    path within settle seconds counts), first_path, ttfb_ms (connect
+    started -> its first line arrived at the listener), connect_ms
+    (natclient's own "ms" of the first connected event), path_ms (of the
+    final one). Raises AssertionError when something fails."""
     lst = natclient(lab, "a", ["listen", pid] + list(extra))
     try:
         lst.wait_line(r'"event":"registered"', timeout=15)
@@ -81,8 +99,12 @@ def session(lab, extra=(), timeout=30, pid="m"):
             _say(lst, "pong from a")
             con.wait_line(r"^pong from a$", timeout=10)
             assert ce["path"] == le["path"], (ce, le)
-            return {"path": ce["path"], "ttfb_ms": ttfb, "connect_ms": ce["ms"],
-                    "connect": ce, "listen": le, "con_lines": con.lines, "lst_lines": lst.lines}
+            first = ce
+            if ce["path"] == "relay" and settle > 0:
+                ce = _upgraded(con, lst, settle) or ce
+            return {"path": ce["path"], "first_path": first["path"], "ttfb_ms": ttfb,
+                    "connect_ms": first["ms"], "path_ms": ce["ms"], "connect": ce,
+                    "listen": le, "con_lines": con.lines, "lst_lines": lst.lines}
         finally:
             con.stop()
     finally:

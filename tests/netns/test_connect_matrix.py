@@ -102,11 +102,14 @@ def name(case):
 
 
 def print_tables(results):
-    print("\n%-24s %-10s %-10s %10s %10s" % ("pair (a listen, b connect)", "path", "expected",
-                                              "connect ms", "ttfb ms"))
+    print("\n%-24s %-10s %-10s %10s %10s %s" % ("pair (a listen, b connect)", "path", "expected",
+                                                 "connect ms", "ttfb ms", "note"))
     for r in results:
-        print("%-24s %-10s %-10s %10d %10d" % (name(r["case"]), r["path"], r["case"][3],
-                                               r["connect_ms"], r["ttfb_ms"]))
+        note = ""
+        if r.get("first_path") and r["first_path"] != r["path"]:
+            note = "%s first, %s at %d ms" % (r["first_path"], r["path"], r["path_ms"])
+        print("%-24s %-10s %-10s %10d %10d %s" % (name(r["case"]), r["path"], r["case"][3],
+                                                  r["connect_ms"], r["ttfb_ms"], note))
     types = list(NAT_TYPES)
     cell = {(r["case"][0], r["case"][1]): r for r in results if not r["case"][2]}
     print("\nmatrix (path / time to first byte, ms):")
@@ -136,6 +139,8 @@ def every_pair_connects_on_the_expected_path():
     for r in bad:
         print("\n%s: path %s, expected %s\n%s" % (name(r["case"]), r["path"], r["case"][3],
                                                  r["error"] or ""))
+        for who in ("con_lines", "lst_lines"):
+            print("  %s:\n    %s" % (who, "\n    ".join(r.get(who, []))))
     assert not bad, "%d of %d pairs failed or took an unexpected path: %s" % (
         len(bad), len(results), ", ".join(name(r["case"]) for r in bad))
 
