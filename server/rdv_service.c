@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -63,7 +65,23 @@ struct rdv_pending {
 	size_t resp_len;
 };
 
+/* Per-worker counters (single writer: the worker), read by the metrics page. */
+enum rdv_counter {
+	RC_REGISTERED, RC_REFRESHED, RC_DELETED, RC_CONNECTS, RC_OFFERS_SENT,
+	RC_OFFERS_RESENT, RC_OFFERS_HANDED_OVER, RC_ANSWERED, RC_DECLINED, RC_TIMEOUTS,
+	RC_REFUSED, RC_COUNT
+};
+
+static const char *const counter_name[RC_COUNT] = {
+	"stund_rdv_registered_total", "stund_rdv_refreshed_total", "stund_rdv_deleted_total",
+	"stund_rdv_connects_total", "stund_rdv_offers_sent_total",
+	"stund_rdv_offers_retransmitted_total", "stund_rdv_offers_handed_over_total",
+	"stund_rdv_answered_total", "stund_rdv_declined_total", "stund_rdv_timeouts_total",
+	"stund_rdv_refused_total",
+};
+
 struct rdv_worker {
+	_Atomic uint64_t ctr[RC_COUNT];
 	struct worker *w;
 	struct rdv_service *svc;
 	ev_async wake;
@@ -162,6 +180,11 @@ static bool reg_flow(struct rdv_worker *rw, const char *id, uint64_t gen, struct
 	return true;
 }
 
+static void count(struct rdv_worker *rw, enum rdv_counter c)
+{
+	atomic_fetch_add_explicit(&rw->ctr[c], 1, memory_order_relaxed);
+}
+
 static void post_mail(struct rdv_worker *to, const struct rdv_reg *t, const uint8_t *buf,
 		      size_t len)
 {
@@ -188,6 +211,7 @@ static void send_offer(struct rdv_pending *p)
 	struct rdv_flow cur;
 
 	p->sends++;
+	count(rw, p->sends > 1 ? RC_OFFERS_RESENT : RC_OFFERS_SENT);
 	if (f->tp == TP_UDP) {
 		/* every worker's socket for this address has the same 5-tuple */
 		send_udp(rw->w, f->laddr, &f->peer, p->offer, p->offer_len);
@@ -199,8 +223,10 @@ static void send_offer(struct rdv_pending *p)
 		return;
 	}
 	owner = f->worker >= 0 && f->worker < RDV_WORKERS_MAX ? rw->svc->workers[f->worker] : NULL;
-	if (owner)
+	if (owner) {
+		count(rw, RC_OFFERS_HANDED_OVER);
 		post_mail(owner, &p->target, p->offer, p->offer_len);
+	}
 }
 
 static void send_response(struct rdv_pending *p)
@@ -268,6 +294,8 @@ static void complete(struct rdv_pending *p, enum rdv_offer_state st, const struc
 	rdv_offer_remove(rw->svc->reg, p->slot);
 	p->slot = -1;
 	p->done = true;
+	count(rw, st == RDV_OFFER_ANSWERED ? RC_ANSWERED :
+		  st == RDV_OFFER_DECLINED ? RC_DECLINED : RC_TIMEOUTS);
 	ev_timer_stop(rw->w->loop, &p->timer);
 	ev_timer_set(&p->timer, RDV_LINGER, 0);
 	ev_timer_start(rw->w->loop, &p->timer);
@@ -504,6 +532,7 @@ static int do_register(struct rdv_req *r, bool create)
 			      r->authed ? r->ar.key_len : 0, life, create, r->now, NULL);
 	if (rc)
 		return -rc;
+	count(r->rw, !life ? RC_DELETED : create ? RC_REGISTERED : RC_REFRESHED);
 	rdv_build_id(&r->b, r->rdv.id);
 	stun_build_u32(&r->b, STUN_ATTR_LIFETIME, life);
 	stun_build_xor_addr(&r->b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->in->peer);
@@ -626,6 +655,7 @@ static int do_connect(struct rdv_req *r)
 		free(p);
 		return rc == -RDV_ERR_FULL ? RDV_ERR_FULL : STUN_ERR_SERVER_ERROR;
 	}
+	count(r->rw, RC_CONNECTS);
 	pending_start(r->rw, p);
 	return 0;
 }
@@ -679,6 +709,7 @@ static void error_response(struct rdv_req *r, int code, bool from_auth)
 		auth_build_error(&r->ar, &r->b);
 	} else {
 		stun_build_error(&r->b, (uint16_t)code, rdv_error_reason((uint16_t)code));
+		count(r->rw, RC_REFUSED);
 		log_peer(LOG_INFO, &r->in->peer->sa, "rendezvous: %s refused: %d %s",
 			 rdv_method_name(r->m->method), code, rdv_error_reason((uint16_t)code));
 	}
@@ -765,4 +796,33 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 		txcache_put(r.rw->tx, &ft, m->tid, out->buf, out->len, r.now);
 	if (r.authed)
 		auth_result_wipe(&r.ar);
+}
+
+/* ---- metrics ----------------------------------------------------------------- */
+
+#define PUT(...)                                                                \
+	do {                                                                    \
+		int k_ = snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__); \
+		if (k_ > 0)                                                     \
+			n += (size_t)k_;                                        \
+	} while (0)
+
+size_t rdv_service_metrics_write(struct worker *const *w, int nw, char *buf, size_t cap)
+{
+	struct rdv_service *s = nw > 0 ? w[0]->shared->rdv : NULL;
+	size_t n = 0;
+
+	if (!s)
+		return 0;
+	PUT("stund_rdv_registrations %u\n", rdv_registry_count(s->reg));
+	PUT("stund_rdv_pending_offers %u\n", rdv_offer_count(s->reg));
+	for (int c = 0; c < RC_COUNT; c++) {
+		uint64_t v = 0;
+
+		for (int i = 0; i < nw; i++)
+			if (w[i]->rdv)
+				v += atomic_load_explicit(&w[i]->rdv->ctr[c], memory_order_relaxed);
+		PUT("%s %llu\n", counter_name[c], (unsigned long long)v);
+	}
+	return n > cap ? cap : n;
 }

@@ -46,4 +46,8 @@ void rdv_service_conn_closed(struct stream_conn *c);
 struct tls_sess;
 void rdv_service_sess_closed(struct worker *w, struct tls_sess *s);
 
+/* Prometheus text: registrations and pending offers (gauges), and the
+ * counters of n workers summed. */
+size_t rdv_service_metrics_write(struct worker *const *w, int n, char *buf, size_t cap);
+
 #endif

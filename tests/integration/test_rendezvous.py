@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stund, free_port, run_tests, test, tmpdir  # noqa: E402
@@ -31,12 +32,14 @@ SRV = {}
 
 def server():
     if "main" not in SRV:
-        port = free_port()
+        port, mport = free_port(), free_port()
         conf = "\n".join([
             "listening-ip = 127.0.0.1", "listening-port = %d" % port, "no-tls", "no-dtls",
             "workers = 2", "realm = natkit.test", "log-level = debug",
+            "metrics-listen = 127.0.0.1:%d" % mport,
         ] + ["user = %s:%s" % kv for kv in USERS.items()]) + "\n"
         SRV["main"] = (Stund(conf), port)
+        SRV["metrics"] = mport
     return SRV["main"]
 
 
@@ -482,6 +485,39 @@ def rendezvous_off():
         c.close()
     finally:
         s.stop()
+
+
+def scrape():
+    server()
+    url = "http://127.0.0.1:%d/metrics" % SRV["metrics"]
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+            if l.startswith("stund_rdv_")}
+
+
+@test
+def metrics():
+    m0 = scrape()
+    a = peer("user1")
+    try:
+        expect_ok(register(a, "counted"), a)
+        m1 = scrape()
+        assert m1["stund_rdv_registrations"] == m0["stund_rdv_registrations"] + 1, (m0, m1)
+        assert m1["stund_rdv_registered_total"] == m0["stund_rdv_registered_total"] + 1
+        expect_ok(register(a, "counted", 0, RDV_REFRESH), a)
+        m2 = scrape()
+        assert m2["stund_rdv_registrations"] == m0["stund_rdv_registrations"]
+        assert m2["stund_rdv_deleted_total"] == m0["stund_rdv_deleted_total"] + 1
+    finally:
+        a.close()
+    # what the tests above did: answered, declined, no answer (UDP: 3
+    # retransmissions), refusals
+    assert m0["stund_rdv_answered_total"] >= 9, m0
+    assert m0["stund_rdv_declined_total"] >= 1 and m0["stund_rdv_timeouts_total"] >= 2, m0
+    assert m0["stund_rdv_offers_retransmitted_total"] >= 5, m0
+    assert m0["stund_rdv_refused_total"] >= 5, m0
+    assert m0["stund_rdv_pending_offers"] == 0, m0
 
 
 @test
