@@ -15,7 +15,7 @@
 
 #define TURN_CAPACITY_DEFAULT 32768 /* allocations per worker without total-quota */
 #define TURN_PER_ALLOC 64           /* permissions / channels per allocation */
-#define TURN_TXCACHE_ENTRIES 4096
+#define TURN_TXCACHE_ENTRIES 1024
 #define TURN_RESERVATIONS 1024
 
 static bool addr_is_any(const stun_sockaddr *a)

@@ -272,6 +272,12 @@ bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in)
 	return true;
 }
 
+void turn_dispatch_flush(struct worker *w)
+{
+	if (w->turn)
+		turn_flush(w->turn);
+}
+
 void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in)
 {
 	struct turn_link link;
