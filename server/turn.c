@@ -188,21 +188,6 @@ void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *
 	ts->filter = f;
 }
 
-bool turn_method(uint16_t method)
-{
-	switch (method) {
-	case STUN_METHOD_ALLOCATE:
-	case STUN_METHOD_REFRESH:
-	case STUN_METHOD_SEND:
-	case STUN_METHOD_CREATE_PERMISSION:
-	case STUN_METHOD_CHANNEL_BIND:
-	case STUN_METHOD_CONNECT:
-	case STUN_METHOD_CONNECTION_BIND:
-		return true;
-	}
-	return false;
-}
-
 /* ---- metrics ------------------------------------------------------------ */
 
 static const char *const refusal_name[TR_COUNT] = {

@@ -54,9 +54,6 @@ void turn_service_free(struct turn_service *ts);
 void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth);
 void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f);
 
-/* Is this one of the methods handled here? */
-bool turn_method(uint16_t method);
-
 /* A request of a TURN method: writes the response into out and returns its
  * length, or < 0 when no response is sent. */
 int turn_handle_request(struct turn_service *ts, const struct turn_link *link,

@@ -2,12 +2,10 @@
  * handler reading top-down as the RFC's numbered checks. A handler returns
  * 0 having built the success attributes, or the STUN error code. */
 #include <errno.h>
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "auth.h"
-#include "config.h"
 #include "log.h"
 #include "turn_internal.h"
 

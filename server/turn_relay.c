@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "peer_filter.h"
 #include "turn_frame.h"
 #include "turn_internal.h"
@@ -73,7 +72,6 @@ int turn_relay_open(struct turn_service *ts, struct turn_alloc *a, int i,
 
 	if (fd < 0)
 		return fd;
-	r->ts = ts;
 	ev_io_init(&r->io[i], relay_cb, fd, EV_READ);
 	r->io[i].data = a;
 	ev_io_start(ts->loop, &r->io[i]);
