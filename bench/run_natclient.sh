@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions are called indirectly (trap)
 # natclient's tunnel from outside, on loopback: stund (TURN + rendezvous),
 # a UDP echo service (bench/udp_blast echo) behind `natclient listen ID
 # --expose`, and `natclient connect ID --local` with --relay never (direct)
@@ -11,16 +12,16 @@
 #
 #   bench/run_natclient.sh [-n RUNS] [-d SECONDS] [-w WINDOW] [-R PPS] [-l "100 1000"]
 #                          [-p "direct relay"] [--tunnel-cpu N] [--load-cpu N]
-#                          [--no-build] [--build-dir DIR] [--long]
+#                          [--no-build] [--build-dir DIR] [--long] [-v]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
 
 runs=7 seconds=5 window=64 pps=0 sizes="100 1000" paths="direct relay"
-tunnel_cpu=0 load_cpu=1 do_build=1 long=0
+tunnel_cpu=0 load_cpu=1 do_build=1 long=0 verbose=()
 usage() {
-	sed -n '12,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '13,15p' "$0" | sed 's/^# \{0,1\}//'
 	echo "defaults: -n $runs -d $seconds -w $window -R $pps (0: as fast as the window lets)"
 	echo "          -l \"$sizes\" -p \"$paths\" --tunnel-cpu $tunnel_cpu --load-cpu $load_cpu;"
 	echo "          more than 60 s of throughput load in total needs --long"
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--no-build) do_build=0 ;;
 	--build-dir) build=$(cd "$2" && pwd); do_build=0; shift ;;
 	--long) long=1 ;;
+	-v) verbose=(-v -v) ;; # natclient's packet-level progress, shown when a run fails
 	-h|--help) usage; exit 0 ;;
 	*) echo "run_natclient: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -69,7 +71,8 @@ pids=() lst_pid="" con_pid=""
 cleanup() {
 	local p
 	# the long-lived ones and the tunnel running now (stopped ones are reaped)
-	pids+=($con_pid $lst_pid)
+	[ -z "$con_pid" ] || pids+=("$con_pid")
+	[ -z "$lst_pid" ] || pids+=("$lst_pid")
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -167,7 +170,7 @@ start_listener() { # -> lst_pid; output in $tmp/lst.out
 	# emptied here, not by the child's redirection: that may come after
 	# the parent's first look, which would see the last run's lines
 	: >"$tmp/lst.out"
-	taskset -c "$tunnel_cpu" "$build/natclient" --json ${NATCLIENT_BENCH_VERBOSE:-} listen "$tid" \
+	taskset -c "$tunnel_cpu" "$build/natclient" --json "${verbose[@]}" listen "$tid" \
 		--expose "127.0.0.1:$echo_port" >"$tmp/lst.out" 2>&1 </dev/null &
 	lst_pid=$!
 	wait_line "$tmp/lst.out" "$lst_pid" '"event":"registered"' 10
@@ -176,7 +179,7 @@ start_connect() { # path: -> con_pid, con_t0, local_port; output in $tmp/con.out
 	local_port=$(free_port)
 	: >"$tmp/con.out"
 	con_t0=$EPOCHREALTIME
-	taskset -c "$tunnel_cpu" "$build/natclient" --json ${NATCLIENT_BENCH_VERBOSE:-} connect "$tid" \
+	taskset -c "$tunnel_cpu" "$build/natclient" --json "${verbose[@]}" connect "$tid" \
 		--local "127.0.0.1:$local_port" --relay "$(relay_flag "$1")" --timeout 10 \
 		>"$tmp/con.out" 2>&1 </dev/null &
 	con_pid=$!
@@ -195,9 +198,9 @@ tunnel_failed() { # what
 }
 
 # ---- set-up time ---------------------------------------------------------
-declare -A echo_ms conn_ms fails
+declare -A echo_ms conn_ms lst_ms fails
 setup_run() { # path
-	local path=$1 line ev
+	local path=$1 line ev lev off
 	if ! start_listener; then
 		tunnel_failed "listen did not register"
 		fails[$path]=$((${fails[$path]:-0} + 1)); stop_tunnel; return
@@ -208,13 +211,20 @@ setup_run() { # path
 		-T "$con_t0" -i 2 -d 12) || true
 	wait_line "$tmp/con.out" "$con_pid" '"event":"connected"' 2 || true
 	ev=$(grep -m 1 '"event":"connected"' "$tmp/con.out" || true)
-	echo "  $path: $line; connected: path=$(json_str "$ev" path) ms=$(json_num "$ev" ms)"
+	# the listener's own "connected", counted from the offer it got
+	lev=$(grep -m 1 '"event":"connected"' "$tmp/lst.out" || true)
+	off=$(grep -m 1 '"event":"offer"' "$tmp/lst.out" || true)
+	lev=$(awk -v a="$(json_num "$lev" ms)" -v b="$(json_num "$off" ms)" \
+		'BEGIN { if (a != "" && b != "") print a - b }')
+	echo "  $path: $line; connected: path=$(json_str "$ev" path) ms=$(json_num "$ev" ms)" \
+		"listen_after_offer_ms=${lev:--}"
 	if [ "$(field "$line" echoed)" != 1 ] || [ "$(json_str "$ev" path)" != "$path" ]; then
 		tunnel_failed "$path set-up run failed"
 		fails[$path]=$((${fails[$path]:-0} + 1))
 	else
 		echo_ms[$path]="${echo_ms[$path]:-} $(field "$line" first_echo_ms)"
 		conn_ms[$path]="${conn_ms[$path]:-} $(json_num "$ev" ms)"
+		[ -z "$lev" ] || lst_ms[$path]="${lst_ms[$path]:-} $lev"
 	fi
 	stop_tunnel
 }
@@ -255,7 +265,7 @@ throughput() { # path: one tunnel, every size through it
 
 echo "stund on 127.0.0.1:$port, natclients and stund on CPU $tunnel_cpu, udp_blast on CPU $load_cpu"
 echo "set-up: $runs run(s) per path, a fresh listen + connect each; probe every 2 ms through --local"
-for r in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
 	for p in $paths; do setup_run "$p"; done
 done
 echo "throughput: udp_blast send, $window outstanding, ${seconds} s per size, echo behind --expose"
@@ -263,15 +273,17 @@ for p in $paths; do throughput "$p"; done
 
 # ---- the tables ------------------------------------------------------------
 echo
-printf '%-8s %5s %6s | %-26s | %-26s\n' path runs failed "first echo ms med/min/max" \
-	"connected ms med/min/max"
+printf '%-8s %5s %6s | %-26s | %-26s | %s\n' path runs failed "first echo ms med/min/max" \
+	"connected ms med/min/max" "listen: offer->connected ms"
 for p in $paths; do
 	# shellcheck disable=SC2086  # the lists are whitespace-separated numbers
 	read -r em emin emax <<<"$(stats ${echo_ms[$p]:-})"
 	# shellcheck disable=SC2086
 	read -r cm cmin cmax <<<"$(stats ${conn_ms[$p]:-})"
-	printf '%-8s %5s %6s | %8s %8s %8s | %8s %8s %8s\n' "$p" "$runs" "${fails[$p]:-0}" \
-		"$em" "$emin" "$emax" "$cm" "$cmin" "$cmax"
+	# shellcheck disable=SC2086
+	read -r lm lmin lmax <<<"$(stats ${lst_ms[$p]:-})"
+	printf '%-8s %5s %6s | %8s %8s %8s | %8s %8s %8s | %8s %8s %8s\n' "$p" "$runs" \
+		"${fails[$p]:-0}" "$em" "$emin" "$emax" "$cm" "$cmin" "$cmax" "$lm" "$lmin" "$lmax"
 done
 echo
 printf '%-7s %5s %9s %9s %8s %16s %8s %9s %9s %7s\n' path bytes "pkt/s" "Mbit/s" "loss%" \
