@@ -161,6 +161,11 @@ unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *bas
 		c->server = *server;
 		/* RFC 8445 s5.1.2.1: local preference falls with each guess */
 		ice_cand_finish(c, (uint16_t)(65535 - k));
+		/* A foundation per guess: s5.1.1.3 knows no predicted type, and
+		 * one guess succeeding says nothing of the others, so the
+		 * frozen-pair logic (s6.1.2.6) must not check them one by one. */
+		size_t fl = strnlen(c->foundation, ICE_FOUNDATION_MAX - 4);
+		snprintf(c->foundation + fl, ICE_FOUNDATION_MAX - fl, "p%u", k);
 	}
 	return n;
 }
