@@ -608,6 +608,11 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 			select_pair(ice, (unsigned)idx);
 		return;
 	}
+	/* s7.3.1.4: an In-Progress pair's check is cancelled and triggered
+	 * anew (its first attempt may have died at the peer's NAT before the
+	 * peer's own check opened it; waiting for the RTO costs seconds) */
+	if (p->state == ICE_PAIR_IN_PROGRESS && !ice->checks[idx].nominating)
+		p->state = ICE_PAIR_WAITING;
 	if (p->state != ICE_PAIR_IN_PROGRESS &&
 	    (ice->state == ICE_CHECKING || (ice->state == ICE_CONNECTED && upgrading(ice)))) {
 		ice->st.triggered++;
