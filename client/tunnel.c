@@ -299,6 +299,7 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 {
 	struct ice_params p = { .controlling = controlling,
 				.tie_breaker = ice_tie_breaker_random(),
+				.relay_fallback_ms = tn->o->relay_fallback_ms,
 				.verbose = tn->o->verbose > 1 };
 	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = tn };
 	int err;
