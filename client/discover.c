@@ -372,25 +372,6 @@ static void port_alloc_test(struct ev_loop *loop, const struct discover_opts *o,
 	r->port_alloc = nat_port_classify(r->ports_local, r->ports, r->n_ports, &r->delta);
 }
 
-/* The local address the kernel would use towards the server: the tests bind
- * to it so that "mapped == local" means "no NAT" (s4.3). */
-static int route_source(const stun_sockaddr *server, stun_sockaddr *out)
-{
-	socklen_t sl = sizeof(*out);
-	int fd = socket(stun_sockaddr_family(server), SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, &server->sa, stun_sockaddr_len(server)) < 0 ||
-	    getsockname(fd, &out->sa, &sl) < 0)
-		err = -errno;
-	close(fd);
-	if (!err)
-		*out = with_port(out, 0);
-	return err;
-}
-
 static int discover_lifetime(struct ev_loop *loop, const struct discover_opts *o,
 			     struct discover_result *r);
 
@@ -406,7 +387,7 @@ int discover_run(struct ev_loop *loop, const struct discover_opts *o,
 	memset(r, 0, sizeof(*r));
 	r->hairpinning = -1;
 	*why = NULL;
-	err = route_source(&o->server, &bind_addr);
+	err = stun_route_source(&o->server, &bind_addr);
 	if (err < 0) {
 		*why = "no route to the server";
 		return err;

@@ -29,6 +29,7 @@ struct ice_check {
 
 struct ice {
 	struct stun_client *sc;    /* borrowed */
+	struct turn_client *turn;  /* borrowed; NULL: no relayed candidate */
 	struct ev_loop *loop;
 	struct ice_params p;
 	struct ice_creds local, remote;
@@ -133,6 +134,22 @@ static void check_attrs(struct stun_builder *b, void *arg)
 
 static void check_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg);
 
+static int relay_send(void *ctx, const stun_sockaddr *dest, const uint8_t *buf, size_t len)
+{
+	struct ice *ice = ctx;
+
+	return turn_client_send(ice->turn, dest, buf, len);
+}
+
+/* Checks from a relayed candidate go through the TURN server. */
+static void route_request(struct ice *ice, struct stun_request *req, unsigned idx)
+{
+	if (ice->cl.local[ice->cl.pairs[idx].local].type != ICE_CAND_RELAY || !ice->turn)
+		return;
+	req->send = relay_send;
+	req->send_ctx = ice;
+}
+
 static int send_check(struct ice *ice, unsigned idx, bool nominating)
 {
 	struct ice_check *ck = &ice->checks[idx];
@@ -155,6 +172,7 @@ static int send_check(struct ice *ice, unsigned idx, bool nominating)
 	char buf[64];
 	int err;
 
+	route_request(ice, &req, idx);
 	if (ck->active)
 		stun_client_cancel(ice->sc, ck->tid);
 	ck->ice = ice;
@@ -213,6 +231,7 @@ static void consent_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ck->nominating = false;
 		ck->consent = true;
 		req.dest = ice->cl.remote[ice->cl.pairs[ck->idx].remote].addr;
+		route_request(ice, &req, ck->idx);
 		if (stun_client_request(ice->sc, &req, ck->tid) == 0) {
 			ck->active = true;
 			ice->st.consent_sent++;
@@ -266,6 +285,9 @@ static void select_pair(struct ice *ice, unsigned idx)
 	say(ice, "selected %s -> %s",
 	    stun_sockaddr_str(&ice->cl.local[ice->cl.pairs[idx].local].addr, l, sizeof(l)),
 	    stun_sockaddr_str(&ice->cl.remote[ice->cl.pairs[idx].remote].addr, r, sizeof(r)));
+	if (ice->turn && ice->cl.local[ice->cl.pairs[idx].local].type == ICE_CAND_RELAY)
+		turn_client_bind_channel(ice->turn, &ice->cl.remote[ice->cl.pairs[idx].remote].addr,
+					 NULL, NULL); /* data as ChannelData from now on */
 	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
 	consent_arm(ice);
 	expiry_arm(ice);
@@ -404,12 +426,19 @@ static void answer_attrs(struct stun_builder *b, void *arg)
 }
 
 static void respond(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *to,
-		    uint16_t code, bool with_mi)
+		    uint16_t code, bool with_mi, bool via_relay)
 {
 	struct answer a = { .mapped = code ? NULL : to };
+	uint8_t buf[1500];
+	int n = stun_client_build_response(m, code, answer_attrs, &a, with_mi ? ice->lkey : NULL,
+					   ice->lkeylen, buf, sizeof(buf));
 
-	stun_client_respond(ice->sc, m, to, code, answer_attrs, &a,
-			    with_mi ? ice->lkey : NULL, ice->lkeylen);
+	if (n < 0)
+		return;
+	if (via_relay)
+		turn_client_send(ice->turn, to, buf, (size_t)n);
+	else
+		stun_client_send(ice->sc, to, buf, (size_t)n);
 }
 
 /* s9.1.3 (RFC 8489): USERNAME "LFRAG:RFRAG" and MESSAGE-INTEGRITY with our
@@ -460,14 +489,15 @@ static int remote_index(const struct ice *ice, const stun_sockaddr *a)
 	return -1;
 }
 
-/* The best pair towards remote index r (we have one socket: any base). */
-static int pair_for_remote(const struct ice *ice, int r)
+/* The best pair towards remote index r from the socket (any host base: we
+ * have one socket) or from the relayed candidate. */
+static int pair_for_remote(const struct ice *ice, int r, bool via_relay)
 {
 	int best = -1;
 
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++) {
 		const struct ice_pair *p = &ice->cl.pairs[i];
-		if (p->remote != r || ice->cl.local[p->local].type == ICE_CAND_RELAY)
+		if (p->remote != r || (ice->cl.local[p->local].type == ICE_CAND_RELAY) != via_relay)
 			continue;
 		if (best < 0 || p->priority > ice->cl.pairs[best].priority)
 			best = (int)i;
@@ -477,6 +507,12 @@ static int pair_for_remote(const struct ice *ice, int r)
 
 /* s7.3.1.3: a check from an address we do not know: a peer-reflexive
  * remote candidate with the PRIORITY of the check. */
+static void permit(struct ice *ice, const stun_sockaddr *peer)
+{
+	if (ice->turn)
+		turn_client_permit(ice->turn, peer, NULL, NULL); /* RFC 8656 s9 */
+}
+
 static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
 {
 	struct ice_cand c = { .type = ICE_CAND_PRFLX, .component = 1 };
@@ -486,17 +522,19 @@ static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_soc
 	c.priority = m->priority;
 	ice_foundation(&c, c.foundation); /* an arbitrary, unique foundation */
 	ice->st.prflx_remote++;
+	permit(ice, from);
 	return ice_checklist_add_remote(&ice->cl, &c);
 }
 
 /* s7.3.1.4 triggered check and s7.3.1.5 nomination. */
-static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
+static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
+			 bool via_relay)
 {
 	int r = remote_index(ice, from), idx;
 
 	if (r < 0)
 		r = learn_prflx(ice, m, from);
-	idx = r < 0 ? -1 : pair_for_remote(ice, r);
+	idx = r < 0 ? -1 : pair_for_remote(ice, r, via_relay);
 	if (idx < 0)
 		return;
 	struct ice_pair *p = &ice->cl.pairs[idx];
@@ -514,23 +552,24 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	}
 }
 
-static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
+static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
+			 bool via_relay)
 {
 	uint16_t code = check_auth(ice, m);
 
 	ice->st.checks_received++;
 	if (code) {
 		ice->st.bad_auth++;
-		respond(ice, m, from, code, false); /* s9.1.3: no MI on these */
+		respond(ice, m, from, code, false, via_relay); /* s9.1.3: no MI */
 		return;
 	}
 	if (role_check(ice, m)) {
-		respond(ice, m, from, STUN_ERR_ROLE_CONFLICT, true);
+		respond(ice, m, from, STUN_ERR_ROLE_CONFLICT, true, via_relay);
 		return;
 	}
-	respond(ice, m, from, 0, true);
+	respond(ice, m, from, 0, true, via_relay);
 	if (ice->have_remote && ice->state != ICE_FAILED)
-		after_answer(ice, m, from);
+		after_answer(ice, m, from, via_relay);
 }
 
 bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
@@ -540,7 +579,7 @@ bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_socka
 		if (m->method != STUN_METHOD_BINDING)
 			return false;
 		if (m->cls == STUN_CLASS_REQUEST)
-			handle_check(ice, m, from);
+			handle_check(ice, m, from, false);
 		return true; /* indications (keepalives) and stray responses too */
 	}
 	if (remote_index(ice, from) < 0)
@@ -548,6 +587,24 @@ bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_socka
 	if (ice->cbs.data)
 		ice->cbs.data(ice, buf, len, from, ice->cbs.arg);
 	return true;
+}
+
+void ice_input_relayed(struct ice *ice, const uint8_t *buf, size_t len,
+		       const stun_sockaddr *peer)
+{
+	struct stun_msg m;
+
+	if (stun_demux(buf, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, buf, len) == 0) {
+		if (m.method != STUN_METHOD_BINDING)
+			return;
+		if (m.cls == STUN_CLASS_REQUEST)
+			handle_check(ice, &m, peer, true);
+		else if (m.cls == STUN_CLASS_SUCCESS || m.cls == STUN_CLASS_ERROR)
+			stun_client_inject(ice->sc, buf, len, peer);
+		return;
+	}
+	if (remote_index(ice, peer) >= 0 && ice->cbs.data)
+		ice->cbs.data(ice, buf, len, peer, ice->cbs.arg);
 }
 
 /* ---- set-up ---- */
@@ -715,6 +772,8 @@ int ice_start(struct ice *ice)
 		return -EINVAL;
 	ice_checklist_form(&ice->cl);
 	memset(ice->checks, 0, sizeof(ice->checks));
+	for (unsigned i = 0; i < ice->cl.n_remote; i++)
+		permit(ice, &ice->cl.remote[i].addr);
 	ice->t0 = ev_now(ice->loop);
 	say(ice, "%u local, %u remote candidates, %u pairs", ice->cl.n_local, ice->cl.n_remote,
 	    ice->cl.n_pairs);
@@ -729,7 +788,23 @@ int ice_send(struct ice *ice, const void *buf, size_t len)
 	if (ice->state != ICE_CONNECTED || ice->selected < 0)
 		return -ENOTCONN;
 	const struct ice_pair *p = &ice->cl.pairs[ice->selected];
+	if (ice->turn && ice->cl.local[p->local].type == ICE_CAND_RELAY)
+		return turn_client_send(ice->turn, &ice->cl.remote[p->remote].addr, buf, len);
 	return stun_client_send(ice->sc, &ice->cl.remote[p->remote].addr, buf, len);
+}
+
+int ice_set_relay(struct ice *ice, struct turn_client *turn)
+{
+	struct ice_cand c = { .type = ICE_CAND_RELAY, .component = 1 };
+
+	if (!turn_client_is_allocated(turn))
+		return -ENOTCONN;
+	ice->turn = turn;
+	c.addr = *turn_client_relayed(turn);
+	c.base = c.addr; /* RFC 8445 s5.1.1.2: a relayed candidate is its own base */
+	c.server = *turn_client_server(turn);
+	ice_cand_finish(&c, 65535);
+	return ice_add_local(ice, &c);
 }
 
 enum ice_state ice_get_state(const struct ice *ice)

@@ -14,8 +14,9 @@
 
 #include "agent.h"
 #include "stun_client.h"
+#include "turn_client.h"
 
-#define ICE_UFRAG_MAX 64
+#define ICE_UFRAG_MAX 257
 #define ICE_PWD_MAX 257
 
 struct ice_creds {
@@ -69,6 +70,11 @@ void ice_free(struct ice *ice);
 int ice_gather_host(struct ice *ice);
 int ice_add_local(struct ice *ice, const struct ice_cand *c);
 unsigned ice_local_candidates(const struct ice *ice, const struct ice_cand **out);
+/* A TURN allocation (borrowed, allocated, on the same stun_client): adds
+ * the relayed candidate; checks and data on its pairs go through it, with
+ * permissions for the peer's addresses and a channel for the selected one.
+ * The owner passes the turn_client's data to ice_input_relayed(). */
+int ice_set_relay(struct ice *ice, struct turn_client *turn);
 
 /* The peer's credentials and candidates; then start checking. */
 int ice_set_remote(struct ice *ice, const struct ice_creds *remote,
@@ -78,6 +84,10 @@ int ice_start(struct ice *ice);
 /* Feed a datagram the stun_client did not match. true if consumed. */
 bool ice_input(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
 	       const struct stun_msg *m);
+
+/* A datagram from peer that came through the TURN relay. */
+void ice_input_relayed(struct ice *ice, const uint8_t *buf, size_t len,
+		       const stun_sockaddr *peer);
 
 /* Data on the selected pair (-ENOTCONN before). */
 int ice_send(struct ice *ice, const void *buf, size_t len);

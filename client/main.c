@@ -14,9 +14,9 @@
 #include "discover.h"
 #include "relay_cmd.h"
 #include "settings.h"
+#include "tunnel.h"
 
 #define EXIT_USAGE 2
-#define EXIT_NOT_IMPLEMENTED 2
 
 struct cli {
 	const char *server;
@@ -40,14 +40,19 @@ static const char usage_text[] =
 	"      its delta, random). --lifetime also measures how long an idle binding\n"
 	"      lives (RFC 5780 s4.6), up to --lifetime-max seconds (default 60).\n"
 	"      Needs a server with two IP addresses and two ports (RFC 5780).\n"
-	"  listen ID [--expose HOST:PORT]\n"
-	"      Register ID at the server and accept a connection to it. Data goes to\n"
-	"      stdout and comes from stdin, or with --expose to and from a local UDP\n"
-	"      service.\n"
+	"  listen ID [--expose HOST:PORT] [--relay auto|always|never]\n"
+	"      Register ID at the server (rendezvous) and accept connections to it,\n"
+	"      one at a time. Data goes to stdout and comes from stdin, or with\n"
+	"      --expose to and from a local UDP service that knows nothing of NATs.\n"
 	"  connect ID [--local HOST:PORT] [--relay auto|always|never] [--timeout SECONDS]\n"
-	"      Connect to the peer registered as ID: direct if a path opens, else\n"
-	"      through a TURN relay (--relay). --local binds a local UDP port whose\n"
-	"      datagrams go to the peer. Gives up after --timeout (default 30 s).\n"
+	"      Connect to the peer registered as ID. Candidates: host, server-\n"
+	"      reflexive, and a TURN relay on the server (--relay auto: offered too,\n"
+	"      lowest priority; always: only the relay; never: direct only). ICE\n"
+	"      checks (RFC 8445) pick the path; consent checks (RFC 7675) keep it.\n"
+	"      --local binds a local UDP port whose datagrams go to the peer.\n"
+	"      Exits 1 with the reason if no path opens within --timeout (30 s).\n"
+	"      Progress goes to stderr (with --json: one JSON object per line, e.g.\n"
+	"      {\"event\":\"connected\",\"path\":\"direct\",...,\"ms\":42}).\n"
 	"  relay PEER_HOST:PORT [--channel] [--lifetime SECONDS] [--refresh SECONDS]\n"
 	"      Diagnostic: allocate a TURN relay on the server, permit PEER, and\n"
 	"      exchange data with it through the relay: each stdin line is sent to\n"
@@ -275,16 +280,92 @@ static int cmd_discover(const struct cli *cli, const struct settings *s)
 	return 0;
 }
 
-/* ---- listen / connect: the ICE agent is not there yet ---- */
+/* ---- listen / connect ---- */
 
-static int cmd_not_yet(const struct cli *cli)
+static int parse_hostport(const char *opt, const char *v, stun_sockaddr *out)
 {
+	char err[256];
+
+	if (settings_resolve(v, 0, out, err, sizeof(err)) < 0 || !stun_sockaddr_port(out)) {
+		fprintf(stderr, "natclient: %s takes HOST:PORT (e.g. 127.0.0.1:5000), not \"%s\"\n",
+			opt, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_relay(const char *v, enum tunnel_relay *out)
+{
+	if (!strcmp(v, "auto"))
+		*out = TUNNEL_RELAY_AUTO;
+	else if (!strcmp(v, "always"))
+		*out = TUNNEL_RELAY_ALWAYS;
+	else if (!strcmp(v, "never"))
+		*out = TUNNEL_RELAY_NEVER;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* The command's own options; returns 0 or EXIT_USAGE. */
+static int parse_tunnel_args(const struct cli *cli, struct tunnel_opts *o)
+{
+	bool listen = o->role == TUNNEL_LISTEN;
+
+	for (int i = 1; i < cli->argc; i++) {
+		const char *a = cli->argv[i], *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
+		bool ok = v != NULL;
+		if (listen && !strcmp(a, "--expose") && ok) {
+			o->has_expose = true;
+			ok = parse_hostport(a, cli->argv[++i], &o->expose) == 0;
+		} else if (!listen && !strcmp(a, "--local") && ok) {
+			o->has_local = true;
+			ok = parse_hostport(a, cli->argv[++i], &o->local) == 0;
+		} else if (!strcmp(a, "--relay") && ok) {
+			ok = parse_relay(cli->argv[++i], &o->relay) == 0;
+			if (!ok)
+				usage_error("--relay takes auto, always or never, not %s", cli->argv[i]);
+		} else if (!listen && !strcmp(a, "--timeout") && ok) {
+			unsigned t = 30;
+			ok = parse_uint(cli->argv[++i], 1, 86400, &t) == 0;
+			o->timeout_s = t;
+			if (!ok)
+				usage_error("--timeout takes seconds (1-86400), not %s", cli->argv[i]);
+		} else {
+			usage_error(ok || a[0] != '-' ? "%s: unexpected argument" : "%s needs a value", a);
+			return EXIT_USAGE;
+		}
+		if (!ok)
+			return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int cmd_tunnel(const struct cli *cli, struct settings *s)
+{
+	struct tunnel_opts o = { .role = strcmp(cli->command, "listen") ? TUNNEL_CONNECT
+									 : TUNNEL_LISTEN,
+				 .timeout_s = 30, .json = cli->json, .verbose = cli->verbose };
+
 	if (cli->argc < 1 || cli->argv[0][0] == '-') {
-		usage_error("%s needs an ID: natclient %s ID ...", cli->command);
+		usage_error("%s needs an ID: natclient ... ID [options]", cli->command);
 		return EXIT_USAGE;
 	}
-	fprintf(stderr, "natclient: %s: not implemented yet\n", cli->command);
-	return EXIT_NOT_IMPLEMENTED;
+	o.id = cli->argv[0];
+	if (parse_tunnel_args(cli, &o))
+		return EXIT_USAGE;
+	if (resolve_server(s, &o.server) < 0)
+		return 1;
+	if ((!s->user[0] || !s->password[0]) && settings_prompt(s) < 0) {
+		fprintf(stderr, "natclient: the server needs a user and password: put \"user = ...\" "
+				"and \"password = ...\" in --config FILE, or set NATCLIENT_USER and "
+				"NATCLIENT_PASSWORD\n");
+		return 1;
+	}
+	o.server_name = s->server;
+	o.user = s->user;
+	o.password = s->password;
+	return tunnel_run(&o);
 }
 
 int main(int argc, char **argv)
@@ -299,7 +380,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cli.command, "discover"))
 		return cmd_discover(&cli, &s);
 	if (!strcmp(cli.command, "listen") || !strcmp(cli.command, "connect"))
-		return cmd_not_yet(&cli);
+		return cmd_tunnel(&cli, &s);
 	if (!strcmp(cli.command, "relay"))
 		return relay_cmd(cli.argc, cli.argv, &s, cli.json, cli.verbose);
 	usage_error("unknown command \"%s\" (commands: discover, listen, connect, relay)",

@@ -245,10 +245,15 @@ static int txn_build(struct stun_txn *t)
 static int txn_send(struct stun_txn *t)
 {
 	struct stun_client *c = t->c;
-	ssize_t n = sendto(c->fd, t->buf, t->len, 0, &t->req.dest.sa,
-			   stun_sockaddr_len(&t->req.dest));
-	if (n < 0)
+
+	if (t->req.send) {
+		int err = t->req.send(t->req.send_ctx, &t->req.dest, t->buf, t->len);
+		if (err < 0)
+			return err;
+	} else if (sendto(c->fd, t->buf, t->len, 0, &t->req.dest.sa,
+			  stun_sockaddr_len(&t->req.dest)) < 0) {
 		return -errno;
+	}
 	if (t->sends)
 		c->stats.retransmits++;
 	c->stats.tx_requests++;
@@ -691,15 +696,13 @@ int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const voi
 	return 0;
 }
 
-int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
-			const stun_sockaddr *to, uint16_t error_code, stun_attrs_fn attrs,
-			void *attrs_arg, const uint8_t *key, size_t keylen)
+int stun_client_build_response(const struct stun_msg *m, uint16_t error_code,
+			       stun_attrs_fn attrs, void *attrs_arg, const uint8_t *key,
+			       size_t keylen, uint8_t *buf, size_t cap)
 {
-	uint8_t buf[TXN_BUF_MAX];
 	struct stun_builder b;
-	int n;
 
-	stun_build_init(&b, buf, sizeof(buf), m->method,
+	stun_build_init(&b, buf, cap, m->method,
 			error_code ? STUN_CLASS_ERROR : STUN_CLASS_SUCCESS, m->tid);
 	if (error_code)
 		stun_build_error(&b, error_code, NULL);
@@ -708,8 +711,60 @@ int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
 	if (key)
 		stun_build_mi(&b, key, keylen);
 	stun_build_fingerprint(&b);
-	n = stun_build_finish(&b);
+	return stun_build_finish(&b);
+}
+
+int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
+			const stun_sockaddr *to, uint16_t error_code, stun_attrs_fn attrs,
+			void *attrs_arg, const uint8_t *key, size_t keylen)
+{
+	uint8_t buf[TXN_BUF_MAX];
+	int n = stun_client_build_response(m, error_code, attrs, attrs_arg, key, keylen, buf,
+					   sizeof(buf));
+
 	if (n < 0)
 		return n;
 	return stun_client_send(c, to, buf, (size_t)n);
+}
+
+bool stun_client_inject(struct stun_client *c, const uint8_t *buf, size_t len,
+			const stun_sockaddr *from)
+{
+	struct stun_msg m;
+	struct stun_txn *t;
+
+	if (c->dead || stun_demux(buf, len) != STUN_DEMUX_STUN ||
+	    stun_msg_parse(&m, buf, len) != 0 || m.classic ||
+	    (m.cls != STUN_CLASS_SUCCESS && m.cls != STUN_CLASS_ERROR))
+		return false;
+	t = txn_find(c, m.tid);
+	if (!t)
+		return false;
+	c->depth++;
+	txn_response(t, &m, from);
+	c->depth--;
+	if (c->dead && !c->depth)
+		really_free(c);
+	return true;
+}
+
+int stun_route_source(const stun_sockaddr *dest, stun_sockaddr *out)
+{
+	socklen_t sl = sizeof(*out);
+	int fd = socket(stun_sockaddr_family(dest), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, &dest->sa, stun_sockaddr_len(dest)) < 0 ||
+	    getsockname(fd, &out->sa, &sl) < 0)
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	if (out->sa.sa_family == AF_INET6)
+		out->in6.sin6_port = 0;
+	else
+		out->in4.sin_port = 0;
+	return 0;
 }

@@ -93,6 +93,10 @@ struct stun_request {
 	 * key (copied) and accepts only responses that carry it (s9.1.4). */
 	const uint8_t *short_key;
 	size_t short_keylen;
+	/* Send through something else than the socket (e.g. a TURN relay:
+	 * the response then comes back through stun_client_inject()). */
+	int (*send)(void *ctx, const stun_sockaddr *dest, const uint8_t *buf, size_t len);
+	void *send_ctx;
 	const struct stun_rto *rto;/* NULL: the client's */
 	bool fingerprint;          /* add FINGERPRINT (s14.7) */
 	stun_txn_cb cb;
@@ -143,6 +147,21 @@ void stun_client_add_auth(struct stun_builder *b, const struct stun_cred *cred);
 int stun_client_respond(struct stun_client *c, const struct stun_msg *m,
 			const stun_sockaddr *to, uint16_t error_code, stun_attrs_fn attrs,
 			void *attrs_arg, const uint8_t *key, size_t keylen);
+
+/* The same response, written into buf; returns its length or < 0. */
+int stun_client_build_response(const struct stun_msg *m, uint16_t error_code,
+			       stun_attrs_fn attrs, void *attrs_arg, const uint8_t *key,
+			       size_t keylen, uint8_t *buf, size_t cap);
+
+/* A datagram that arrived by another way (e.g. relayed by TURN from
+ * `from`): if it is a response to one of our transactions, process it and
+ * return true; else false (on_other is not called). */
+bool stun_client_inject(struct stun_client *c, const uint8_t *buf, size_t len,
+			const stun_sockaddr *from);
+
+/* The local address the kernel would use towards dest, port 0: bind there
+ * so that "mapped == local" means "no NAT" (RFC 5780 s4.3). */
+int stun_route_source(const stun_sockaddr *dest, stun_sockaddr *out);
 
 /* Name of a status, for messages a person reads. */
 const char *stun_txn_status_str(enum stun_txn_status s);

@@ -502,3 +502,8 @@ const struct turn_client_stats *turn_client_stats(const struct turn_client *t)
 {
 	return &t->stats;
 }
+
+const stun_sockaddr *turn_client_server(const struct turn_client *t)
+{
+	return &t->server;
+}

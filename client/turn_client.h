@@ -57,6 +57,7 @@ bool turn_client_is_allocated(const struct turn_client *t);
 const stun_sockaddr *turn_client_relayed(const struct turn_client *t);
 const stun_sockaddr *turn_client_mapped(const struct turn_client *t);
 uint32_t turn_client_lifetime(const struct turn_client *t);
+const stun_sockaddr *turn_client_server(const struct turn_client *t);
 
 /* Install a permission for peer's IP (RFC 8656 s9), refreshed every 4
  * minutes while the allocation lives. done may be NULL. */

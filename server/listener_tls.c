@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "listener.h"
 #include "log.h"
+#include "rdv_service.h"
 #include "tls.h"
 #include "turn_dispatch.h"
 
@@ -156,6 +157,7 @@ static void sess_closed(struct tls_sess *s, enum tls_close_reason why)
 	struct tls_conn *c = tls_sess_user(s);
 	socklen_t pl;
 
+	rdv_service_sess_closed(w, s);
 	__atomic_sub_fetch(&w->shared->conns, 1, __ATOMIC_RELAXED);
 	METRIC_ADD(w->metrics.conns_active, -1);
 	if (why == TLS_CLOSE_IDLE)
@@ -183,6 +185,7 @@ static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr
 
 	METRIC_INC(w->metrics.rx_packets);
 	METRIC_ADD(w->metrics.rx_bytes, len);
+	in.sess = s; /* the rendezvous writes offers and answers on it later */
 	switch (stun_demux(frame, len)) {
 	case STUN_DEMUX_STUN:
 		break;

@@ -50,6 +50,8 @@ static size_t render_metrics(void *arg, char *buf, size_t cap)
 			n += turn_metrics_write(s->workers[i]->turn, i, buf + n, cap - n);
 	if (n < cap)
 		n += tls_metrics_write(s->workers, s->n_workers, buf + n, cap - n);
+	if (n < cap)
+		n += rdv_service_metrics_write(s->workers, s->n_workers, buf + n, cap - n);
 	return n;
 }
 

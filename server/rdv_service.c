@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -13,6 +15,7 @@
 #include "log.h"
 #include "rdv_proto.h"
 #include "rendezvous.h"
+#include "tls.h"
 #include "turn_alloc.h"
 #include "txcache.h"
 
@@ -47,7 +50,8 @@ struct rdv_pending {
 	struct auth_result ar;          /* signs the response; wiped on free */
 	int tp, laddr;
 	stun_sockaddr peer;
-	struct stream_conn *conn;       /* borrowed; NULL once it closed */
+	void *conn;                     /* stream_conn or tls_sess (borrowed);
+					 * NULL over UDP, and once it closed */
 
 	/* the registered peer */
 	struct rdv_reg target;
@@ -61,7 +65,23 @@ struct rdv_pending {
 	size_t resp_len;
 };
 
+/* Per-worker counters (single writer: the worker), read by the metrics page. */
+enum rdv_counter {
+	RC_REGISTERED, RC_REFRESHED, RC_DELETED, RC_CONNECTS, RC_OFFERS_SENT,
+	RC_OFFERS_RESENT, RC_OFFERS_HANDED_OVER, RC_ANSWERED, RC_DECLINED, RC_TIMEOUTS,
+	RC_REFUSED, RC_COUNT
+};
+
+static const char *const counter_name[RC_COUNT] = {
+	"stund_rdv_registered_total", "stund_rdv_refreshed_total", "stund_rdv_deleted_total",
+	"stund_rdv_connects_total", "stund_rdv_offers_sent_total",
+	"stund_rdv_offers_retransmitted_total", "stund_rdv_offers_handed_over_total",
+	"stund_rdv_answered_total", "stund_rdv_declined_total", "stund_rdv_timeouts_total",
+	"stund_rdv_refused_total",
+};
+
 struct rdv_worker {
+	_Atomic uint64_t ctr[RC_COUNT];
 	struct worker *w;
 	struct rdv_service *svc;
 	ev_async wake;
@@ -130,18 +150,39 @@ static void send_udp(struct worker *w, int laddr, const stun_sockaddr *to, const
 	METRIC_ADD(w->metrics.tx_bytes, len);
 }
 
-/* The connection of registration id if it is still the one of generation
- * gen and this worker owns it (only the owner closes it: the pointer is
- * good until we return to the loop). */
-static struct stream_conn *reg_conn(struct rdv_worker *rw, const char *id, uint64_t gen)
+/* TCP and TLS deliver; UDP and DTLS need retransmissions. */
+static bool reliable(int tp)
+{
+	return tp == TP_TCP || tp == TP_TLS;
+}
+
+/* Write on a stream connection or TLS/DTLS session this worker owns. */
+static void send_on(int tp, void *conn, const uint8_t *buf, size_t len)
+{
+	if (tp == TP_TCP)
+		stream_conn_send(conn, buf, len);
+	else if (tp == TP_TLS || tp == TP_DTLS)
+		tls_sess_send(conn, buf, len);
+}
+
+/* The flow of registration id if it is still the one of generation gen
+ * and this worker owns it (only the owner closes its connections and
+ * sessions: the pointer is good until we return to the loop). */
+static bool reg_flow(struct rdv_worker *rw, const char *id, uint64_t gen, struct rdv_flow *out)
 {
 	struct rdv_reg cur;
 
 	if (rdv_registry_get(rw->svc->reg, id, ev_now(rw->w->loop), &cur))
-		return NULL;
-	if (cur.gen != gen || cur.flow.worker != rw->w->id)
-		return NULL;
-	return cur.flow.conn;
+		return false;
+	if (cur.gen != gen || cur.flow.worker != rw->w->id || !cur.flow.conn)
+		return false;
+	*out = cur.flow;
+	return true;
+}
+
+static void count(struct rdv_worker *rw, enum rdv_counter c)
+{
+	atomic_fetch_add_explicit(&rw->ctr[c], 1, memory_order_relaxed);
 }
 
 static void post_mail(struct rdv_worker *to, const struct rdv_reg *t, const uint8_t *buf,
@@ -167,23 +208,25 @@ static void send_offer(struct rdv_pending *p)
 {
 	struct rdv_worker *rw = p->rw, *owner;
 	const struct rdv_flow *f = &p->target.flow;
-	struct stream_conn *c;
+	struct rdv_flow cur;
 
 	p->sends++;
+	count(rw, p->sends > 1 ? RC_OFFERS_RESENT : RC_OFFERS_SENT);
 	if (f->tp == TP_UDP) {
 		/* every worker's socket for this address has the same 5-tuple */
 		send_udp(rw->w, f->laddr, &f->peer, p->offer, p->offer_len);
 		return;
 	}
 	if (f->worker == rw->w->id) {
-		c = reg_conn(rw, p->target.id, p->target.gen);
-		if (c)
-			stream_conn_send(c, p->offer, p->offer_len);
+		if (reg_flow(rw, p->target.id, p->target.gen, &cur))
+			send_on(cur.tp, cur.conn, p->offer, p->offer_len);
 		return;
 	}
 	owner = f->worker >= 0 && f->worker < RDV_WORKERS_MAX ? rw->svc->workers[f->worker] : NULL;
-	if (owner)
+	if (owner) {
+		count(rw, RC_OFFERS_HANDED_OVER);
 		post_mail(owner, &p->target, p->offer, p->offer_len);
+	}
 }
 
 static void send_response(struct rdv_pending *p)
@@ -191,7 +234,7 @@ static void send_response(struct rdv_pending *p)
 	if (p->tp == TP_UDP)
 		send_udp(p->rw->w, p->laddr, &p->peer, p->resp, p->resp_len);
 	else if (p->conn)
-		stream_conn_send(p->conn, p->resp, p->resp_len);
+		send_on(p->tp, p->conn, p->resp, p->resp_len);
 }
 
 /* ---- pending RdvConnect ------------------------------------------------------ */
@@ -251,6 +294,8 @@ static void complete(struct rdv_pending *p, enum rdv_offer_state st, const struc
 	rdv_offer_remove(rw->svc->reg, p->slot);
 	p->slot = -1;
 	p->done = true;
+	count(rw, st == RDV_OFFER_ANSWERED ? RC_ANSWERED :
+		  st == RDV_OFFER_DECLINED ? RC_DECLINED : RC_TIMEOUTS);
 	ev_timer_stop(rw->w->loop, &p->timer);
 	ev_timer_set(&p->timer, RDV_LINGER, 0);
 	ev_timer_start(rw->w->loop, &p->timer);
@@ -272,7 +317,7 @@ static double next_wait(const struct rdv_pending *p)
 {
 	double total = RDV_OFFER_RTO * ((1u << (RDV_OFFER_RC - 1)) - 1) + RDV_OFFER_RTO * RDV_OFFER_RM;
 
-	if (p->target.flow.tp != TP_UDP)
+	if (reliable(p->target.flow.tp))
 		return total;
 	if (p->sends < RDV_OFFER_RC)
 		return RDV_OFFER_RTO * (double)(1u << (p->sends - 1));
@@ -291,7 +336,7 @@ static void pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	}
 	st = rdv_offer_poll(p->rw->svc->reg, p->slot, false, NULL);
-	if (st == RDV_OFFER_WAITING && p->target.flow.tp == TP_UDP && p->sends < RDV_OFFER_RC) {
+	if (st == RDV_OFFER_WAITING && !reliable(p->target.flow.tp) && p->sends < RDV_OFFER_RC) {
 		send_offer(p);
 		ev_timer_set(t, next_wait(p), 0);
 		ev_timer_start(loop, t);
@@ -306,7 +351,7 @@ static void pending_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void deliver_mail(struct rdv_worker *rw)
 {
 	struct rdv_mail *m, *next;
-	struct stream_conn *c;
+	struct rdv_flow f;
 
 	pthread_mutex_lock(&rw->mbox_lock);
 	m = rw->mbox;
@@ -314,9 +359,8 @@ static void deliver_mail(struct rdv_worker *rw)
 	pthread_mutex_unlock(&rw->mbox_lock);
 	for (; m; m = next) {
 		next = m->next;
-		c = reg_conn(rw, m->id, m->gen);
-		if (c)
-			stream_conn_send(c, m->buf, m->len);
+		if (reg_flow(rw, m->id, m->gen, &f))
+			send_on(f.tp, f.conn, m->buf, m->len);
 		free(m);
 	}
 }
@@ -404,16 +448,24 @@ void rdv_service_worker_free(struct worker *w)
 	w->rdv = NULL;
 }
 
-void rdv_service_conn_closed(struct stream_conn *c)
+static void flow_closed(struct rdv_worker *rw, const void *conn)
 {
-	struct rdv_worker *rw = c->w->rdv;
-
 	if (!rw)
 		return;
-	rdv_registry_drop_conn(rw->svc->reg, c);
+	rdv_registry_drop_conn(rw->svc->reg, conn);
 	for (struct rdv_pending *p = rw->pending; p; p = p->next)
-		if (p->conn == c)
+		if (p->conn == conn)
 			p->conn = NULL;
+}
+
+void rdv_service_conn_closed(struct stream_conn *c)
+{
+	flow_closed(c->w->rdv, c);
+}
+
+void rdv_service_sess_closed(struct worker *w, struct tls_sess *s)
+{
+	flow_closed(w->rdv, s);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -435,11 +487,19 @@ static int authenticate(struct rdv_req *r)
 	return 0;
 }
 
+/* What to write to later: the stream connection or the TLS/DTLS session. */
+static void *conn_of(const struct stun_in *in)
+{
+	if (in->tp == TP_TCP)
+		return in->conn;
+	return in->tp == TP_UDP ? NULL : in->sess;
+}
+
 static struct rdv_flow flow_of(const struct rdv_req *r)
 {
 	struct rdv_flow f = {
 		.tp = r->in->tp, .worker = r->w->id, .laddr = r->in->laddr,
-		.peer = *r->in->peer, .conn = r->in->tp == TP_UDP ? NULL : r->in->conn,
+		.peer = *r->in->peer, .conn = conn_of(r->in),
 	};
 
 	return f;
@@ -472,6 +532,7 @@ static int do_register(struct rdv_req *r, bool create)
 			      r->authed ? r->ar.key_len : 0, life, create, r->now, NULL);
 	if (rc)
 		return -rc;
+	count(r->rw, !life ? RC_DELETED : create ? RC_REGISTERED : RC_REFRESHED);
 	rdv_build_id(&r->b, r->rdv.id);
 	stun_build_u32(&r->b, STUN_ATTR_LIFETIME, life);
 	stun_build_xor_addr(&r->b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->in->peer);
@@ -534,7 +595,7 @@ static struct rdv_pending *pending_new(struct rdv_req *r, const struct rdv_reg *
 	p->tp = r->in->tp;
 	p->laddr = r->in->laddr;
 	p->peer = *r->in->peer;
-	p->conn = r->in->tp == TP_UDP ? NULL : r->in->conn;
+	p->conn = conn_of(r->in);
 	p->target = *t;
 	ev_timer_init(&p->timer, pending_timer, 0, 0);
 	p->timer.data = p;
@@ -594,6 +655,7 @@ static int do_connect(struct rdv_req *r)
 		free(p);
 		return rc == -RDV_ERR_FULL ? RDV_ERR_FULL : STUN_ERR_SERVER_ERROR;
 	}
+	count(r->rw, RC_CONNECTS);
 	pending_start(r->rw, p);
 	return 0;
 }
@@ -647,6 +709,7 @@ static void error_response(struct rdv_req *r, int code, bool from_auth)
 		auth_build_error(&r->ar, &r->b);
 	} else {
 		stun_build_error(&r->b, (uint16_t)code, rdv_error_reason((uint16_t)code));
+		count(r->rw, RC_REFUSED);
 		log_peer(LOG_INFO, &r->in->peer->sa, "rendezvous: %s refused: %d %s",
 			 rdv_method_name(r->m->method), code, rdv_error_reason((uint16_t)code));
 	}
@@ -707,7 +770,7 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 		dispatch_error(w, m, out, STUN_ERR_BAD_REQUEST, "Unknown method");
 		return;
 	}
-	if (in->tp != TP_UDP && in->tp != TP_TCP) {
+	if (in->tp != TP_UDP && !conn_of(in)) {
 		dispatch_error(w, m, out, STUN_ERR_BAD_REQUEST, "Rendezvous not offered on this transport");
 		return;
 	}
@@ -718,7 +781,7 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 	r.in = in;
 	r.out = out;
 	r.now = ev_now(w->loop);
-	turn_5tuple_set(&ft, in->tp == TP_UDP ? IPPROTO_UDP : IPPROTO_TCP, in->peer,
+	turn_5tuple_set(&ft, reliable(in->tp) ? IPPROTO_TCP : IPPROTO_UDP, in->peer,
 			&w->shared->laddrs.a[in->laddr].addr);
 	/* RFC 8489 s6.3.1: a retransmission gets the same response */
 	cached = txcache_get(r.rw->tx, &ft, m->tid, r.now, &clen);
@@ -733,4 +796,33 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 		txcache_put(r.rw->tx, &ft, m->tid, out->buf, out->len, r.now);
 	if (r.authed)
 		auth_result_wipe(&r.ar);
+}
+
+/* ---- metrics ----------------------------------------------------------------- */
+
+#define PUT(...)                                                                \
+	do {                                                                    \
+		int k_ = snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__); \
+		if (k_ > 0)                                                     \
+			n += (size_t)k_;                                        \
+	} while (0)
+
+size_t rdv_service_metrics_write(struct worker *const *w, int nw, char *buf, size_t cap)
+{
+	struct rdv_service *s = nw > 0 ? w[0]->shared->rdv : NULL;
+	size_t n = 0;
+
+	if (!s)
+		return 0;
+	PUT("stund_rdv_registrations %u\n", rdv_registry_count(s->reg));
+	PUT("stund_rdv_pending_offers %u\n", rdv_offer_count(s->reg));
+	for (int c = 0; c < RC_COUNT; c++) {
+		uint64_t v = 0;
+
+		for (int i = 0; i < nw; i++)
+			if (w[i]->rdv)
+				v += atomic_load_explicit(&w[i]->rdv->ctr[c], memory_order_relaxed);
+		PUT("%s %llu\n", counter_name[c], (unsigned long long)v);
+	}
+	return n > cap ? cap : n;
 }

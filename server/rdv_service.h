@@ -42,5 +42,12 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 /* A stream connection is closing: its registrations go, and pending
  * RdvConnect from it lose their way back. */
 void rdv_service_conn_closed(struct stream_conn *c);
+/* The same for a TLS or DTLS session (listener_tls.c). */
+struct tls_sess;
+void rdv_service_sess_closed(struct worker *w, struct tls_sess *s);
+
+/* Prometheus text: registrations and pending offers (gauges), and the
+ * counters of n workers summed. */
+size_t rdv_service_metrics_write(struct worker *const *w, int n, char *buf, size_t cap);
 
 #endif

@@ -4,20 +4,22 @@ with short-term credentials, nomination, data both ways; role conflict
 (both controlling) settled by the tie-breaker with 487; a dead candidate
 skipped; a peer learnt as peer-reflexive through triggered checks; a wrong
 password never connects; RFC 7675 consent kept by answered checks, and
-lost (no more sending) when the peer goes away."""
+lost (no more sending) when the peer goes away; a relayed candidate
+(TURN on coturn and on stund): checks, answers and data through the relay."""
 import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, test, run_tests  # noqa: E402
+from harness import BUILD, SRC, test, run_tests  # noqa: E402
 
 ICE_PAIR = os.path.join(BUILD, "ice_pair")
 
 
-def ice_pair(*args, timeout=30):
-    r = subprocess.run([ICE_PAIR] + list(args), capture_output=True, text=True, timeout=timeout)
+def ice_pair(*args, timeout=30, env=None):
+    r = subprocess.run([ICE_PAIR] + list(args), capture_output=True, text=True, timeout=timeout,
+                       env=env)
     lines = r.stdout.strip().splitlines()
     assert lines, (r.returncode, r.stderr)
     return r.returncode, json.loads(lines[-1]), r.stderr
@@ -97,6 +99,36 @@ def consent_expires_when_the_peer_is_gone():
     # expires 6 s after the last answer (the nominating check), not later
     lost_after = a["disconnected_ms"] - a["ms"]
     assert 5800 <= lost_after <= 7000, j
+
+
+def relayed(server, user, password):
+    env = dict(os.environ, NATCLIENT_USER=user, NATCLIENT_PASSWORD=password)
+    rc, j, err = ice_pair("--relay-a", server, "--timeout", "15", env=env)
+    assert rc == 0, (j, err)
+    a, b = connected(j)
+    # a offered only its relayed candidate: everything went through TURN
+    assert a["local_type"] == "relay" and b["remote_type"] == "relay", j
+    assert b["local_type"] == "host", j
+    assert a["local"] == b["remote"] and a["local"] != b["local"], j
+
+
+@test
+def relayed_candidate_through_coturn():
+    from coturn import Coturn
+    srv = Coturn(user="alice", password="s3cret", realm="natkit.test")
+    relayed(srv.server, "alice", "s3cret")
+    srv.stop()
+
+
+@test
+def relayed_candidate_through_stund():
+    if not os.path.exists(os.path.join(SRC, "server", "turn_methods.c")):
+        print("skip: stund has no TURN yet")
+        return
+    from turnlib import turn_server
+    srv, port, _ = turn_server(users=("alice:s3cret",))
+    relayed("127.0.0.1:%d" % port, "alice", "s3cret")
+    srv.stop()
 
 
 if __name__ == "__main__":

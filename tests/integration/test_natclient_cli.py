@@ -1,5 +1,5 @@
 """natclient's command line: --help is complete, --version, usage errors
-say what to do next, listen/connect are not there yet (exit 2)."""
+say what to do next."""
 import os
 import subprocess
 import sys
@@ -9,8 +9,9 @@ from harness import NATCLIENT, test, run_tests  # noqa: E402
 
 
 def natclient(*args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATCLIENT_")}
     return subprocess.run([NATCLIENT] + list(args), capture_output=True, text=True,
-                          timeout=30, stdin=subprocess.DEVNULL)
+                          timeout=30, stdin=subprocess.DEVNULL, env=env)
 
 
 @test
@@ -47,10 +48,17 @@ def usage_errors():
 
 
 @test
-def listen_connect_not_yet():
-    for cmd in ("listen", "connect"):
-        r = natclient("--server", "127.0.0.1", cmd, "someid")
-        assert r.returncode == 2 and "not implemented yet" in r.stderr, r.stderr
+def tunnel_option_errors():
+    r = natclient("--server", "127.0.0.1", "connect", "x", "--relay", "sometimes")
+    assert r.returncode == 2 and "auto, always or never" in r.stderr, r.stderr
+    r = natclient("--server", "127.0.0.1", "connect", "x", "--timeout", "soon")
+    assert r.returncode == 2 and "--timeout" in r.stderr, r.stderr
+    r = natclient("--server", "127.0.0.1", "listen", "x", "--expose", "nowhere")
+    assert r.returncode == 2 and "HOST:PORT" in r.stderr, r.stderr
+    r = natclient("--server", "127.0.0.1", "listen", "x", "--local", "127.0.0.1:5")
+    assert r.returncode == 2 and "--local" in r.stderr, r.stderr
+    r = natclient("connect", "x")
+    assert r.returncode == 1 and "NATCLIENT_SERVER" in r.stderr, r.stderr
 
 
 if __name__ == "__main__":

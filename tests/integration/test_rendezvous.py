@@ -6,13 +6,16 @@ gets the answer. Errors: unknown ID, an ID taken by another user, expiry,
 wrong password, no answer, a refusal; over UDP and TCP."""
 import os
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stund, free_port, run_tests, test  # noqa: E402
+from harness import Stund, free_port, run_tests, test, tmpdir  # noqa: E402
 from turnlib import (ERROR, ERROR_CODE, FINGERPRINT, INDICATION, LIFETIME, MESSAGE_INTEGRITY,  # noqa: E402
                      SUCCESS, XOR_MAPPED_ADDRESS, XOR_PEER_ADDRESS, TurnClient, add_fingerprint,
                      build, check_integrity)
@@ -29,12 +32,14 @@ SRV = {}
 
 def server():
     if "main" not in SRV:
-        port = free_port()
+        port, mport = free_port(), free_port()
         conf = "\n".join([
             "listening-ip = 127.0.0.1", "listening-port = %d" % port, "no-tls", "no-dtls",
             "workers = 2", "realm = natkit.test", "log-level = debug",
+            "metrics-listen = 127.0.0.1:%d" % mport,
         ] + ["user = %s:%s" % kv for kv in USERS.items()]) + "\n"
         SRV["main"] = (Stund(conf), port)
+        SRV["metrics"] = mport
     return SRV["main"]
 
 
@@ -376,6 +381,98 @@ def tcp_registration_ends_with_its_connection():
         b.close()
 
 
+# --- TLS ---------------------------------------------------------------------
+
+TLS = {}
+
+
+def tls_server():
+    """A stund with TLS on its own port (self-signed certificate)."""
+    if "srv" not in TLS:
+        d = tmpdir()
+        cert, key = os.path.join(d, "c.crt"), os.path.join(d, "c.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=stund-rdv"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, tls_port = free_port(), free_port()
+        conf = "\n".join([
+            "listening-ip = 127.0.0.1", "listening-port = %d" % port,
+            "tls-listening-port = %d" % tls_port, "cert = %s" % cert, "pkey = %s" % key,
+            "no-dtls", "workers = 2", "realm = natkit.test",
+        ] + ["user = %s:%s" % kv for kv in USERS.items()]) + "\n"
+        TLS["srv"] = (Stund(conf), port, tls_port)
+    return TLS["srv"]
+
+
+def tls_peer(user, timeout=3.0):
+    """turnlib's stream client over a TLS connection."""
+    _, port, tls_port = tls_server()
+    c = TurnClient(("127.0.0.1", tls_port), transport="tcp", user=user, password=USERS[user],
+                   timeout=timeout)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # self-signed, made above
+    c.sock = ctx.wrap_socket(c.sock)
+    return c
+
+
+def udp_peer_of_tls_server(user):
+    _, port, _ = tls_server()
+    return TurnClient(("127.0.0.1", port), user=user, password=USERS[user], timeout=3.0)
+
+
+def exchange(a, b, rid):
+    expect_ok(register(a, rid), a)
+    learn(b)
+    conn = Connector(b, rid)
+    conn.start()
+    o = next_offer(a)
+    assert check_integrity(o.raw, a.key), "offer integrity"
+    assert o.get(FROM_USER) == b"user2"
+    expect_ok(answer(a, o), a)
+    r = expect_ok(conn.result(), b)
+    assert r.get(UFRAG) == b"ufA1", r
+    return r
+
+
+@test
+def tls_register_connect_answer():
+    for i in range(3):
+        a, b = tls_peer("user1"), udp_peer_of_tls_server("user2")
+        try:
+            r = exchange(a, b, "tls-a%d" % i)
+            assert r.xaddr(XOR_PEER_ADDRESS) == a.sock.getsockname()
+        finally:
+            a.close()
+            b.close()
+    a, b = udp_peer_of_tls_server("user1"), tls_peer("user2")
+    try:
+        exchange(a, b, "tls-b")
+    finally:
+        a.close()
+        b.close()
+    a, b = tls_peer("user1"), tls_peer("user2")
+    try:
+        exchange(a, b, "tls-c")
+        # the TLS session ends: so does the registration
+        a.close()
+        b.timeout = 12.0
+        deadline = time.monotonic() + 30
+        while True:
+            r = b.request(RDV_CONNECT, [(RDV_ID, b"tls-c")] + OFFER_SESSION)
+            if r.cls == ERROR and r.error == 404:
+                break
+            expect_err(r, 408)
+            assert time.monotonic() < deadline, r
+    finally:
+        b.close()
+    srv = tls_server()[0]
+    assert srv.stop() == 0, srv.lines[-20:]
+    assert not [l for l in srv.lines if "Sanitizer" in l or "runtime error" in l], srv.lines[-40:]
+    TLS.clear()
+
+
 @test
 def rendezvous_off():
     port = free_port()
@@ -388,6 +485,39 @@ def rendezvous_off():
         c.close()
     finally:
         s.stop()
+
+
+def scrape():
+    server()
+    url = "http://127.0.0.1:%d/metrics" % SRV["metrics"]
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+            if l.startswith("stund_rdv_")}
+
+
+@test
+def metrics():
+    m0 = scrape()
+    a = peer("user1")
+    try:
+        expect_ok(register(a, "counted"), a)
+        m1 = scrape()
+        assert m1["stund_rdv_registrations"] == m0["stund_rdv_registrations"] + 1, (m0, m1)
+        assert m1["stund_rdv_registered_total"] == m0["stund_rdv_registered_total"] + 1
+        expect_ok(register(a, "counted", 0, RDV_REFRESH), a)
+        m2 = scrape()
+        assert m2["stund_rdv_registrations"] == m0["stund_rdv_registrations"]
+        assert m2["stund_rdv_deleted_total"] == m0["stund_rdv_deleted_total"] + 1
+    finally:
+        a.close()
+    # what the tests above did: answered, declined, no answer (UDP: 3
+    # retransmissions), refusals
+    assert m0["stund_rdv_answered_total"] >= 9, m0
+    assert m0["stund_rdv_declined_total"] >= 1 and m0["stund_rdv_timeouts_total"] >= 2, m0
+    assert m0["stund_rdv_offers_retransmitted_total"] >= 5, m0
+    assert m0["stund_rdv_refused_total"] >= 5, m0
+    assert m0["stund_rdv_pending_offers"] == 0, m0
 
 
 @test

@@ -13,7 +13,11 @@
  *                   peer-reflexive candidate of a (triggered checks)
  * --consent-timeout MS   RFC 7675 consent timeout of both sides
  * --hold SECONDS    after the data, stay connected this long (consent)
- * --kill-b          after the data, b goes away: a must lose consent */
+ * --kill-b          after the data, b goes away: a must lose consent
+ * --relay-a HOST:PORT   a allocates a TURN relay there (user/password from
+ *                   NATCLIENT_USER / NATCLIENT_PASSWORD) and offers only the
+ *                   relayed candidate: every check and datagram of a goes
+ *                   through the relay */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,10 @@
 struct side {
 	const char *name;
 	struct stun_client *sc;
+	struct turn_client *turn;
+	struct stun_cred cred;
+	int alloc_status;
+	bool alloc_done;
 	struct ice *ice;
 	struct ice_creds creds;
 	bool got_data;
@@ -51,7 +59,51 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 	struct side *s = arg;
 
 	(void)c;
-	ice_input(s->ice, buf, len, from, m);
+	if (s->turn && turn_client_input(s->turn, buf, len, from, m))
+		return;
+	if (s->ice)
+		ice_input(s->ice, buf, len, from, m);
+}
+
+static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
+		      size_t len, bool via_channel, void *arg)
+{
+	struct side *s = arg;
+
+	(void)t;
+	(void)via_channel;
+	ice_input_relayed(s->ice, data, len, peer);
+}
+
+static void turn_allocated(struct turn_client *t, int status, void *arg)
+{
+	struct side *s = arg;
+
+	(void)t;
+	s->alloc_status = status;
+	s->alloc_done = true;
+}
+
+/* Allocate on the TURN server and wait for the outcome. */
+static int allocate(struct ev_loop *loop, struct side *s, const char *server)
+{
+	stun_sockaddr srv;
+	struct turn_client_cbs cbs = { .allocated = turn_allocated, .data = turn_data, .arg = s };
+	const char *u = getenv("NATCLIENT_USER"), *pw = getenv("NATCLIENT_PASSWORD");
+
+	if (stun_sockaddr_parse(&srv, server, 3478) < 0 || !u || !pw)
+		return -1;
+	stun_cred_init(&s->cred, u, pw);
+	if (turn_client_new(s->sc, &srv, &s->cred, &cbs, &s->turn) < 0 ||
+	    turn_client_allocate(s->turn, 0) < 0)
+		return -1;
+	while (!s->alloc_done)
+		ev_run(loop, EVRUN_ONCE);
+	if (s->alloc_status) {
+		fprintf(stderr, "ice_pair: Allocate: %s\n", turn_client_strerror(s->alloc_status));
+		return -1;
+	}
+	return ice_set_relay(s->ice, s->turn);
 }
 
 static void maybe_done(struct ev_loop *loop)
@@ -87,6 +139,8 @@ static void state_cb(struct ice *ice, enum ice_state st, void *arg)
 		s->connected_at = ev_now(stun_client_loop(s->sc));
 		if (s == &A)
 			ice_send(ice, "ping", 4);
+		if (s == &B && B.got_data)
+			ice_send(ice, "pong", 4);
 	}
 	if (st == ICE_FAILED && B.ice && ice_get_state(A.ice) != ICE_CHECKING &&
 	    ice_get_state(B.ice) != ICE_CHECKING)
@@ -101,7 +155,10 @@ static void data_cb(struct ice *ice, const uint8_t *buf, size_t len,
 	(void)from;
 	if (s == &B && len == 4 && !memcmp(buf, "ping", 4)) {
 		B.got_data = true;
-		ice_send(ice, "pong", 4);
+		/* before b's own check succeeds it may not send yet (RFC 7675
+		 * s5.1): then it answers when it is connected */
+		if (ice_get_state(ice) == ICE_CONNECTED)
+			ice_send(ice, "pong", 4);
 	} else if (s == &A && len == 4 && !memcmp(buf, "pong", 4)) {
 		A.got_data = true;
 	}
@@ -115,7 +172,8 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static int open_side(struct ev_loop *loop, struct side *s, bool controlling, int verbose)
+static int open_side(struct ev_loop *loop, struct side *s, bool controlling, int verbose,
+		     const char *relay)
 {
 	stun_sockaddr lo;
 	struct ice_params p = { .controlling = controlling,
@@ -127,9 +185,12 @@ static int open_side(struct ev_loop *loop, struct side *s, bool controlling, int
 	if (stun_client_open(loop, &lo, &s->sc) < 0)
 		return -1;
 	stun_client_set_other(s->sc, other_cb, s);
+	stun_client_set_verbose(s->sc, verbose * 2);
 	ice_creds_random(&s->creds);
 	if (ice_new(s->sc, &p, &s->creds, &cbs, &s->ice) < 0)
 		return -1;
+	if (relay)
+		return allocate(loop, s, relay);
 	return ice_gather_host(s->ice);
 }
 
@@ -151,12 +212,12 @@ static void print_side(const struct side *s)
 	if (r)
 		stun_sockaddr_str(&r->addr, rb, sizeof(rb));
 	printf("\"%s\":{\"state\":\"%s\",\"role\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
-	       "\"remote_type\":\"%s\",\"data\":%s,\"ms\":%d,\"checks_sent\":%llu,"
+	       "\"local_type\":\"%s\",\"remote_type\":\"%s\",\"data\":%s,\"ms\":%d,\"checks_sent\":%llu,"
 	       "\"triggered\":%llu,\"role_conflicts\":%llu,\"prflx\":%llu,\"bad_auth\":%llu,"
 	       "\"consent_ok\":%llu,\"disconnected_ms\":%d}",
 	       s->name, names[ice_get_state(s->ice)],
 	       ice_is_controlling(s->ice) ? "controlling" : "controlled", lb, rb,
-	       r ? ice_cand_type_str(r->type) : "", s->got_data ? "true" : "false",
+	       l ? ice_cand_type_str(l->type) : "", r ? ice_cand_type_str(r->type) : "", s->got_data ? "true" : "false",
 	       s->connected_at ? (int)((s->connected_at - t0) * 1000) : -1,
 	       (unsigned long long)st->checks_sent, (unsigned long long)st->triggered,
 	       (unsigned long long)st->role_conflicts, (unsigned long long)st->prflx_remote,
@@ -168,6 +229,7 @@ int main(int argc, char **argv)
 {
 	bool conflict = false, bad_pw = false, dead = false, prflx = false;
 	double timeout = 10;
+	const char *relay_a = NULL;
 	int verbose = 0;
 	struct ev_loop *loop = ev_default_loop(0);
 	const struct ice_cand *ac, *bc;
@@ -184,11 +246,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "-v")) verbose = 1;
 		else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold_s = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--kill-b")) kill_b = true;
+		else if (!strcmp(argv[i], "--relay-a") && i + 1 < argc) relay_a = argv[++i];
 		else if (!strcmp(argv[i], "--consent-timeout") && i + 1 < argc)
 			consent_timeout_ms = (unsigned)atoi(argv[++i]);
 		else { fprintf(stderr, "ice_pair: unknown argument %s\n", argv[i]); return 2; }
 	}
-	if (open_side(loop, &A, true, verbose) < 0 || open_side(loop, &B, conflict, verbose) < 0) {
+	if (open_side(loop, &A, true, verbose, relay_a) < 0 ||
+	    open_side(loop, &B, conflict, verbose, NULL) < 0) {
 		fprintf(stderr, "ice_pair: set-up failed\n");
 		return 1;
 	}
@@ -227,6 +291,7 @@ int main(int argc, char **argv)
 	printf("}\n");
 	ice_free(A.ice);
 	ice_free(B.ice);
+	turn_client_free(A.turn);
 	stun_client_free(A.sc);
 	stun_client_free(B.sc);
 	return A.got_data && B.got_data ? 0 : 1;

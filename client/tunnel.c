@@ -1,0 +1,618 @@
+/* tunnel: natclient listen / connect (see tunnel.h). */
+#include "tunnel.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "ice.h"
+#include "rendezvous_client.h"
+#include "stun_client.h"
+#include "turn_client.h"
+
+#define DATAGRAM_MAX 1400  /* what one stdin read becomes at most */
+
+struct tunnel {
+	const struct tunnel_opts *o;
+	struct ev_loop *loop;
+	struct stun_client *sc;
+	struct stun_cred cred;
+	struct rdv_client *rdv;
+	struct turn_client *turn;
+	bool turn_done;
+	int turn_status;
+	struct ice *ice;
+	struct ice_creds creds;
+	stun_sockaddr srflx;
+	bool has_srflx, srflx_done;
+	ev_tstamp t0;
+	int exit_code;
+	bool in_eof;
+	int app_fd;                /* --expose / --local socket, -1: stdin/stdout */
+	stun_sockaddr app_peer;    /* --local: the last local client */
+	bool has_app_peer;
+	ev_io in, app;
+	ev_timer timeout, reap;
+	ev_signal sigint, sigterm;
+	uint8_t buf[65536];
+};
+
+/* ---- events ---- */
+
+static void event(struct tunnel *tn, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void event(struct tunnel *tn, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	unsigned ms = (unsigned)((ev_now(tn->loop) - tn->t0) * 1000.0);
+
+	va_start(ap, fmt);
+	if (tn->o->json) {
+		fprintf(stderr, "{\"event\":\"%s\",\"ms\":%u%s", name, ms, fmt[0] ? "," : "");
+		vfprintf(stderr, fmt, ap);
+		fputs("}\n", stderr);
+	} else {
+		char text[1024];
+		vsnprintf(text, sizeof(text), fmt, ap);
+		fprintf(stderr, "natclient: %s (%u ms)%s%s\n", name, ms, text[0] ? ": " : "", text);
+	}
+	va_end(ap);
+	fflush(stderr);
+}
+
+static void finish(struct tunnel *tn, int code)
+{
+	tn->exit_code = code;
+	ev_break(tn->loop, EVBREAK_ALL);
+}
+
+static void fail(struct tunnel *tn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct tunnel *tn, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (tn->o->json)
+		event(tn, "error", "\"reason\":\"%s\"", text);
+	else
+		fprintf(stderr, "natclient: %s: %s\n", tn->o->role == TUNNEL_LISTEN ? "listen" : "connect",
+			text);
+	finish(tn, 1);
+}
+
+static const char *addr_str(const stun_sockaddr *a, char *buf)
+{
+	return stun_sockaddr_str(a, buf, 64);
+}
+
+/* ---- candidates <-> the rendezvous session ---- */
+
+static uint8_t rdv_type(enum ice_cand_type t)
+{
+	switch (t) {
+	case ICE_CAND_HOST: return RDV_CAND_HOST;
+	case ICE_CAND_SRFLX: return RDV_CAND_SRFLX;
+	case ICE_CAND_PRFLX: return RDV_CAND_PRFLX;
+	case ICE_CAND_RELAY: return RDV_CAND_RELAY;
+	case ICE_CAND_PREDICTED: return RDV_CAND_PREDICTED;
+	}
+	return RDV_CAND_HOST;
+}
+
+static enum ice_cand_type ice_type(uint8_t t)
+{
+	switch (t) {
+	case RDV_CAND_SRFLX: return ICE_CAND_SRFLX;
+	case RDV_CAND_PRFLX: return ICE_CAND_PRFLX;
+	case RDV_CAND_RELAY: return ICE_CAND_RELAY;
+	case RDV_CAND_PREDICTED: return ICE_CAND_PREDICTED;
+	}
+	return ICE_CAND_HOST;
+}
+
+static void session_make(struct tunnel *tn, struct rdv_session *s)
+{
+	const struct ice_cand *c;
+	unsigned n = ice_local_candidates(tn->ice, &c);
+
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < n && s->n_cand < RDV_MAX_CANDIDATES; i++) {
+		struct rdv_candidate *r = &s->cand[s->n_cand++];
+		r->type = rdv_type(c[i].type);
+		r->transport = RDV_TRANSPORT_UDP;
+		r->component = c[i].component;
+		r->priority = c[i].priority;
+		r->addr = c[i].addr;
+		snprintf(r->foundation, sizeof(r->foundation), "%s", c[i].foundation);
+	}
+	snprintf(s->ufrag, sizeof(s->ufrag), "%s", tn->creds.ufrag);
+	snprintf(s->pwd, sizeof(s->pwd), "%s", tn->creds.pwd);
+	s->tie_breaker = 0;
+}
+
+static int remote_from_session(struct tunnel *tn, const struct rdv_session *s)
+{
+	struct ice_cand c[RDV_MAX_CANDIDATES];
+	struct ice_creds rc;
+	unsigned n = 0;
+
+	memset(c, 0, sizeof(c));
+	for (unsigned i = 0; i < s->n_cand && n < RDV_MAX_CANDIDATES; i++) {
+		if (s->cand[i].transport != RDV_TRANSPORT_UDP)
+			continue;
+		c[n].type = ice_type(s->cand[i].type);
+		c[n].component = s->cand[i].component ? s->cand[i].component : 1;
+		c[n].priority = s->cand[i].priority;
+		c[n].addr = s->cand[i].addr;
+		c[n].base = s->cand[i].addr;
+		snprintf(c[n].foundation, sizeof(c[n].foundation), "%s", s->cand[i].foundation);
+		n++;
+	}
+	snprintf(rc.ufrag, sizeof(rc.ufrag), "%s", s->ufrag);
+	snprintf(rc.pwd, sizeof(rc.pwd), "%s", s->pwd);
+	return ice_set_remote(tn->ice, &rc, c, n);
+}
+
+/* ---- the data path ---- */
+
+static void app_out(struct tunnel *tn, const uint8_t *buf, size_t len)
+{
+	if (tn->o->has_expose) {
+		if (send(tn->app_fd, buf, len, 0) < 0 && tn->o->verbose)
+			fprintf(stderr, "natclient: --expose: %s\n", strerror(errno));
+	} else if (tn->o->has_local) {
+		if (tn->has_app_peer)
+			sendto(tn->app_fd, buf, len, 0, &tn->app_peer.sa,
+			       stun_sockaddr_len(&tn->app_peer));
+	} else if (write(1, buf, len) < 0) {
+		fail(tn, "stdout: %s", strerror(errno));
+	}
+}
+
+static void on_data(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
+		    void *arg)
+{
+	(void)ice;
+	(void)from;
+	app_out(arg, buf, len);
+}
+
+static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tunnel *tn = w->data;
+	ssize_t n = read(0, tn->buf, DATAGRAM_MAX);
+
+	(void)revents;
+	if (n <= 0) { /* like netcat: stop reading, keep receiving */
+		ev_io_stop(loop, w);
+		tn->in_eof = true;
+		return;
+	}
+	ice_send(tn->ice, tn->buf, (size_t)n);
+}
+
+static void app_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tunnel *tn = w->data;
+	stun_sockaddr from;
+	socklen_t fl = sizeof(from);
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recvfrom(tn->app_fd, tn->buf, sizeof(tn->buf), MSG_DONTWAIT, &from.sa, &fl);
+		if (n < 0)
+			return;
+		if (tn->o->has_local) {
+			tn->app_peer = from;
+			tn->has_app_peer = true;
+		}
+		if (tn->ice)
+			ice_send(tn->ice, tn->buf, (size_t)n);
+		fl = sizeof(from);
+	}
+}
+
+static int open_app(struct tunnel *tn)
+{
+	const stun_sockaddr *a = tn->o->has_expose ? &tn->o->expose : &tn->o->local;
+	int fd = socket(stun_sockaddr_family(a), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* --expose: a connected socket to the service; --local: bound */
+	if ((tn->o->has_expose ? connect(fd, &a->sa, stun_sockaddr_len(a))
+			       : bind(fd, &a->sa, stun_sockaddr_len(a))) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	tn->app_fd = fd;
+	ev_io_init(&tn->app, app_cb, fd, EV_READ);
+	tn->app.data = tn;
+	ev_io_start(tn->loop, &tn->app);
+	return 0;
+}
+
+/* ---- ICE ---- */
+
+static const char *path_of(const struct ice_cand *l, const struct ice_cand *r)
+{
+	if (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY)
+		return "relay";
+	return r->type == ICE_CAND_PREDICTED ? "predicted" : "direct";
+}
+
+static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tunnel *tn = w->data;
+
+	(void)loop;
+	(void)revents;
+	ice_free(tn->ice); /* not from inside its own callback */
+	tn->ice = NULL;
+}
+
+static void on_connected(struct tunnel *tn)
+{
+	const struct ice_cand *l = ice_selected_local(tn->ice), *r = ice_selected_remote(tn->ice);
+	char lb[64], rb[64];
+
+	event(tn, "connected", "\"path\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
+	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(l, r), addr_str(&l->addr, lb),
+	      addr_str(&r->addr, rb), ice_cand_type_str(l->type), ice_cand_type_str(r->type));
+	ev_timer_stop(tn->loop, &tn->timeout);
+	if (tn->app_fd < 0 && !tn->in_eof)
+		ev_io_start(tn->loop, &tn->in);
+}
+
+static void on_state(struct ice *ice, enum ice_state st, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)ice;
+	if (st == ICE_CONNECTED) {
+		on_connected(tn);
+		return;
+	}
+	if (st != ICE_FAILED && st != ICE_DISCONNECTED)
+		return;
+	ev_io_stop(tn->loop, &tn->in);
+	if (tn->o->role == TUNNEL_CONNECT) {
+		fail(tn, st == ICE_FAILED ? "no path opened: every connectivity check failed"
+					  : "the path was lost: the peer stopped answering "
+					    "consent checks for 30 s");
+		return;
+	}
+	event(tn, st == ICE_FAILED ? "failed" : "disconnected", "%s", "");
+	ev_timer_start(tn->loop, &tn->reap); /* then wait for the next offer */
+}
+
+static int ice_setup(struct tunnel *tn, bool controlling)
+{
+	struct ice_params p = { .controlling = controlling,
+				.tie_breaker = ice_tie_breaker_random(),
+				.verbose = tn->o->verbose > 1 };
+	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = tn };
+	int err;
+
+	ice_creds_random(&tn->creds);
+	err = ice_new(tn->sc, &p, &tn->creds, &cbs, &tn->ice);
+	if (err < 0)
+		return err;
+	if (tn->o->relay != TUNNEL_RELAY_ALWAYS) {
+		ice_gather_host(tn->ice);
+		if (tn->has_srflx) {
+			struct ice_cand c = { .type = ICE_CAND_SRFLX, .component = 1 };
+			c.addr = tn->srflx;
+			c.base = *stun_client_local(tn->sc);
+			c.server = tn->o->server;
+			ice_cand_finish(&c, 65535);
+			ice_add_local(tn->ice, &c);
+		}
+	}
+	if (tn->turn && turn_client_is_allocated(tn->turn))
+		ice_set_relay(tn->ice, tn->turn);
+	const struct ice_cand *c;
+	unsigned n = ice_local_candidates(tn->ice, &c);
+	if (!n)
+		return -ENOENT;
+	for (unsigned i = 0; i < n; i++) {
+		char b[64];
+		event(tn, "candidate", "\"type\":\"%s\",\"address\":\"%s\",\"priority\":%u",
+		      ice_cand_type_str(c[i].type), addr_str(&c[i].addr, b), c[i].priority);
+	}
+	return 0;
+}
+
+/* ---- the socket's other datagrams ---- */
+
+static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
+		     const stun_sockaddr *from, const struct stun_msg *m, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)c;
+	if (tn->turn && turn_client_input(tn->turn, buf, len, from, m))
+		return;
+	if (tn->ice)
+		ice_input(tn->ice, buf, len, from, m);
+}
+
+static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
+		      size_t len, bool via_channel, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)t;
+	(void)via_channel;
+	if (tn->ice)
+		ice_input_relayed(tn->ice, data, len, peer);
+}
+
+static void turn_allocated(struct turn_client *t, int status, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)t;
+	tn->turn_done = true;
+	tn->turn_status = status;
+}
+
+static void turn_lost(struct turn_client *t, int status, void *arg)
+{
+	(void)t;
+	(void)status;
+	event(arg, "relay-lost", "%s", "");
+}
+
+/* ---- gathering: srflx by a Binding, relayed by an Allocate ---- */
+
+static void binding_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)c;
+	tn->srflx_done = true;
+	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS)) {
+		tn->srflx = r->msg->xor_mapped;
+		tn->has_srflx = true;
+	}
+}
+
+static int gather(struct tunnel *tn)
+{
+	static const struct stun_rto rto = { 500, 4, 8 };
+	struct stun_request req = { .method = STUN_METHOD_BINDING, .dest = tn->o->server,
+				    .rto = &rto, .fingerprint = true, .cb = binding_cb, .arg = tn };
+	struct turn_client_cbs cbs = { .allocated = turn_allocated, .data = turn_data,
+				       .lost = turn_lost, .arg = tn };
+	int err;
+
+	err = stun_client_request(tn->sc, &req, NULL);
+	if (err < 0)
+		return err;
+	if (tn->o->relay != TUNNEL_RELAY_NEVER) {
+		err = turn_client_new(tn->sc, &tn->o->server, &tn->cred, &cbs, &tn->turn);
+		if (!err)
+			err = turn_client_allocate(tn->turn, 0);
+		if (err < 0)
+			return err;
+	} else {
+		tn->turn_done = true;
+	}
+	while ((!tn->srflx_done || !tn->turn_done) && tn->exit_code < 0)
+		ev_run(tn->loop, EVRUN_ONCE);
+	if (!tn->has_srflx)
+		return -EHOSTUNREACH;
+	if (tn->turn_status == -EACCES) {
+		fail(tn, "the server rejected user \"%s\" (401): check user and password "
+		     "(--config FILE, NATCLIENT_USER, NATCLIENT_PASSWORD)", tn->cred.user);
+		return -EACCES;
+	}
+	if (tn->turn_status && tn->o->relay == TUNNEL_RELAY_ALWAYS) {
+		fail(tn, "--relay always, but no relay: %s", turn_client_strerror(tn->turn_status));
+		return -ENOTCONN;
+	}
+	if (tn->turn_status)
+		event(tn, "no-relay", "\"reason\":\"%s\"", turn_client_strerror(tn->turn_status));
+	return 0;
+}
+
+/* ---- the rendezvous ---- */
+
+static const char *rdv_reason(const struct tunnel *tn, const struct rdv_result *r)
+{
+	static char text[256];
+
+	switch (r->status) {
+	case -1:
+		return r->txn == STUN_TXN_AUTH_FAILED
+		       ? "the server rejected the user or password (check --config FILE, "
+			 "NATCLIENT_USER, NATCLIENT_PASSWORD)"
+		       : "no answer from the server";
+	case 401: return "the server rejected the user or password";
+	case 404:
+		snprintf(text, sizeof(text), "no peer is registered as \"%s\" (is `natclient listen "
+			 "%s` running against this server?)", tn->o->id, tn->o->id);
+		return text;
+	case 408: return "the peer did not answer the offer (did it die?)";
+	case 409:
+		snprintf(text, sizeof(text), "the ID \"%s\" is taken by another user: choose another",
+			 tn->o->id);
+		return text;
+	case 480: return "the peer declined the connection";
+	}
+	snprintf(text, sizeof(text), "the server said %d %s", r->status,
+		 r->reason ? r->reason : stun_error_reason((uint16_t)r->status));
+	return text;
+}
+
+static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)rc;
+	if (r->status != 0 || !r->answer) {
+		fail(tn, "%s", rdv_reason(tn, r));
+		return;
+	}
+	if (remote_from_session(tn, r->answer) < 0 || ice_start(tn->ice) < 0) {
+		fail(tn, "%s", "the peer's answer has no usable candidate");
+		return;
+	}
+	event(tn, "checking", "\"remote_candidates\":%u", r->answer->n_cand);
+}
+
+static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg)
+{
+	struct tunnel *tn = arg;
+	struct rdv_session answer;
+	char pb[64] = "";
+
+	if (tn->ice) { /* one session at a time */
+		rdv_client_decline(rc, o->offer_id, 486, "Busy", NULL, NULL);
+		return;
+	}
+	if (o->has_peer)
+		addr_str(&o->peer, pb);
+	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\"", o->from, pb);
+	if (ice_setup(tn, false) < 0 || remote_from_session(tn, &o->session) < 0) {
+		rdv_client_decline(rc, o->offer_id, 500, "No Candidates", NULL, NULL);
+		ice_free(tn->ice);
+		tn->ice = NULL;
+		return;
+	}
+	session_make(tn, &answer);
+	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
+	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
+	ice_start(tn->ice);
+	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+}
+
+static void register_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
+{
+	struct tunnel *tn = arg;
+	char b[64] = "";
+
+	(void)rc;
+	if (r->status != 0) {
+		fail(tn, "%s", rdv_reason(tn, r));
+		return;
+	}
+	if (r->has_mapped)
+		addr_str(&r->mapped, b);
+	event(tn, "registered", "\"id\":\"%s\",\"public\":\"%s\",\"lifetime\":%u", tn->o->id, b,
+	      r->lifetime);
+}
+
+/* ---- the run ---- */
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tunnel *tn = w->data;
+
+	(void)loop;
+	(void)revents;
+	fail(tn, "no path opened within %.0f s (--timeout)", tn->o->timeout_s);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	finish(w->data, 0);
+}
+
+static int start(struct tunnel *tn)
+{
+	stun_sockaddr bind_addr;
+	struct rdv_session offer;
+	int err;
+
+	err = stun_route_source(&tn->o->server, &bind_addr);
+	if (!err)
+		err = stun_client_open(tn->loop, &bind_addr, &tn->sc);
+	if (err < 0)
+		return err;
+	stun_client_set_verbose(tn->sc, tn->o->verbose > 2 ? 2 : 0);
+	err = rdv_client_new(tn->sc, &tn->o->server, &tn->cred, &tn->rdv);
+	if (err < 0)
+		return err;
+	rdv_client_set_other(tn->rdv, other_cb, tn);
+	if ((tn->o->has_expose || tn->o->has_local) && (err = open_app(tn)) < 0)
+		return err;
+	err = gather(tn);
+	if (err < 0)
+		return err;
+	if (tn->o->role == TUNNEL_LISTEN) {
+		rdv_client_on_offer(tn->rdv, offer_cb, tn);
+		return rdv_client_register(tn->rdv, tn->o->id, 0, register_cb, tn);
+	}
+	err = ice_setup(tn, true);
+	if (err < 0)
+		return err;
+	session_make(tn, &offer);
+	offer.tie_breaker = ice_tie_breaker_random();
+	ev_timer_start(tn->loop, &tn->timeout);
+	return rdv_client_connect(tn->rdv, tn->o->id, &offer, connect_cb, tn);
+}
+
+static void cleanup(struct tunnel *tn)
+{
+	ev_io_stop(tn->loop, &tn->in);
+	ev_io_stop(tn->loop, &tn->app);
+	ev_timer_stop(tn->loop, &tn->timeout);
+	ev_timer_stop(tn->loop, &tn->reap);
+	ev_signal_stop(tn->loop, &tn->sigint);
+	ev_signal_stop(tn->loop, &tn->sigterm);
+	ice_free(tn->ice);
+	turn_client_free(tn->turn);
+	rdv_client_free(tn->rdv);
+	stun_client_free(tn->sc);
+	if (tn->app_fd >= 0)
+		close(tn->app_fd);
+}
+
+int tunnel_run(const struct tunnel_opts *o)
+{
+	struct tunnel *tn = calloc(1, sizeof(*tn));
+	int err, code;
+
+	if (!tn)
+		return 1;
+	tn->o = o;
+	tn->loop = ev_default_loop(0);
+	tn->t0 = ev_now(tn->loop);
+	tn->exit_code = -1;
+	tn->app_fd = -1;
+	stun_cred_init(&tn->cred, o->user, o->password);
+	ev_io_init(&tn->in, stdin_cb, 0, EV_READ);
+	tn->in.data = tn;
+	ev_timer_init(&tn->timeout, timeout_cb, o->timeout_s > 0 ? o->timeout_s : 30., 0.);
+	tn->timeout.data = tn;
+	ev_timer_init(&tn->reap, reap_cb, 0., 0.);
+	tn->reap.data = tn;
+	ev_signal_init(&tn->sigint, signal_cb, SIGINT);
+	ev_signal_init(&tn->sigterm, signal_cb, SIGTERM);
+	tn->sigint.data = tn->sigterm.data = tn;
+	ev_signal_start(tn->loop, &tn->sigint);
+	ev_signal_start(tn->loop, &tn->sigterm);
+	err = start(tn);
+	if (err < 0 && tn->exit_code < 0)
+		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server)"
+						    : strerror(-err));
+	if (tn->exit_code < 0)
+		ev_run(tn->loop, 0);
+	code = tn->exit_code < 0 ? 0 : tn->exit_code;
+	cleanup(tn);
+	free(tn);
+	return code;
+}
