@@ -14,6 +14,7 @@
 #define CHECK_RC 5
 #define CHECK_RM 4
 #define FAIL_AFTER_MS 5000
+#define RELAY_FALLBACK_MS 1500
 #define CONSENT_INTERVAL_MS 5000   /* RFC 7675 s5.1 */
 #define CONSENT_INTERVAL_MIN_MS 4000
 #define CONSENT_TIMEOUT_MS 30000
@@ -92,12 +93,38 @@ uint64_t ice_tie_breaker_random(void)
 	return v;
 }
 
+bool ice_pair_is_relayed(const struct ice *ice, unsigned idx)
+{
+	const struct ice_pair *p = &ice->cl.pairs[idx];
+
+	return ice->cl.local[p->local].type == ICE_CAND_RELAY ||
+	       ice->cl.remote[p->remote].type == ICE_CAND_RELAY;
+}
+
+/* A direct pair not yet Succeeded or Failed. */
+static bool direct_pending(const struct ice *ice)
+{
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++) {
+		enum ice_pair_state st = ice->cl.pairs[i].state;
+		if (!ice_pair_is_relayed(ice, i) && st != ICE_PAIR_SUCCEEDED && st != ICE_PAIR_FAILED)
+			return true;
+	}
+	return false;
+}
+
+/* Connected over a relay while direct checks go on. */
+static bool upgrading(const struct ice *ice)
+{
+	return ice->selected >= 0 && ice_pair_is_relayed(ice, (unsigned)ice->selected) &&
+	       direct_pending(ice);
+}
+
 static void set_state(struct ice *ice, enum ice_state st)
 {
 	if (ice->state == st)
 		return;
 	ice->state = st;
-	if (st != ICE_CHECKING) {
+	if (st != ICE_CHECKING && !(st == ICE_CONNECTED && upgrading(ice))) {
 		ev_timer_stop(ice->loop, &ice->ta);
 		ev_timer_stop(ice->loop, &ice->nominate);
 	}
@@ -277,8 +304,11 @@ static void consent_result(struct ice *ice, const struct stun_txn_result *r)
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
+	bool upgrade = ice->state == ICE_CONNECTED && ice->selected >= 0 &&
+		       ice_pair_is_relayed(ice, (unsigned)ice->selected) &&
+		       !ice_pair_is_relayed(ice, idx);
 
-	if (ice->state == ICE_CONNECTED)
+	if (ice->state == ICE_CONNECTED && !upgrade)
 		return;
 	ice->selected = (int)idx;
 	ice->cl.pairs[idx].nominated = true;
@@ -289,9 +319,18 @@ static void select_pair(struct ice *ice, unsigned idx)
 		turn_client_bind_channel(ice->turn, &ice->cl.remote[ice->cl.pairs[idx].remote].addr,
 					 NULL, NULL); /* data as ChannelData from now on */
 	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
+	ev_timer_stop(ice->loop, &ice->consent);
 	consent_arm(ice);
 	expiry_arm(ice);
-	set_state(ice, ICE_CONNECTED);
+	if (!upgrade) {
+		set_state(ice, ICE_CONNECTED);
+		return;
+	}
+	/* relay -> direct: the checks are done; tell the owner again */
+	ice->st.switches++;
+	ev_timer_stop(ice->loop, &ice->ta);
+	if (ice->cbs.state)
+		ice->cbs.state(ice, ICE_CONNECTED, ice->cbs.arg);
 }
 
 static bool checks_in_flight(const struct ice *ice)
@@ -324,6 +363,12 @@ static void role_conflict(struct ice *ice, unsigned idx)
 	ice_checklist_trigger(&ice->cl, idx);
 }
 
+static bool upgrading_to(const struct ice *ice, unsigned idx)
+{
+	return ice->selected >= 0 && ice_pair_is_relayed(ice, (unsigned)ice->selected) &&
+	       !ice_pair_is_relayed(ice, idx);
+}
+
 static void check_success(struct ice *ice, struct ice_check *ck, const struct stun_txn_result *r)
 {
 	unsigned idx = ck->idx;
@@ -339,6 +384,11 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 	ice_checklist_result(&ice->cl, idx, true);
 	if (ck->nominating || (!ice->cl.controlling && ice->use_cand_seen[idx])) {
 		select_pair(ice, idx);
+		return;
+	}
+	/* on a relay: the first direct pair that opens takes over */
+	if (ice->state == ICE_CONNECTED && ice->cl.controlling && upgrading_to(ice, idx)) {
+		send_check(ice, idx, true);
 		return;
 	}
 	/* s8.1.1: the controlling agent nominates once it has a valid pair;
@@ -386,10 +436,16 @@ static void nominate_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct ice *ice = w->data;
 	int best = ice_checklist_best_valid(&ice->cl);
 
-	(void)loop;
 	(void)revents;
 	if (best < 0 || ice->nominated || !ice->cl.controlling || ice->state != ICE_CHECKING)
 		return;
+	/* relay fallback: a relayed pair only once direct ones had their time */
+	double wait = ice->t0 + ice->p.relay_fallback_ms / 1000.0 - ev_now(loop);
+	if (ice_pair_is_relayed(ice, (unsigned)best) && direct_pending(ice) && wait > 0) {
+		ev_timer_set(&ice->nominate, wait, 0.);
+		ev_timer_start(loop, &ice->nominate);
+		return;
+	}
 	ice->nominated = true;
 	if (send_check(ice, (unsigned)best, true) < 0)
 		ice->nominated = false;
@@ -401,9 +457,12 @@ static void ta_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct ice *ice = w->data;
 	int i;
 
-	(void)loop;
 	(void)revents;
-	if (ice->state != ICE_CHECKING)
+	if (ice->state == ICE_CONNECTED && !upgrading(ice)) {
+		ev_timer_stop(loop, w);
+		return;
+	}
+	if (ice->state != ICE_CHECKING && ice->state != ICE_CONNECTED)
 		return;
 	i = ice_checklist_next(&ice->cl);
 	if (i >= 0)
@@ -546,7 +605,8 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 			select_pair(ice, (unsigned)idx);
 		return;
 	}
-	if (p->state != ICE_PAIR_IN_PROGRESS && ice->state == ICE_CHECKING) {
+	if (p->state != ICE_PAIR_IN_PROGRESS &&
+	    (ice->state == ICE_CHECKING || (ice->state == ICE_CONNECTED && upgrading(ice)))) {
 		ice->st.triggered++;
 		ice_checklist_trigger(&ice->cl, (unsigned)idx);
 	}
@@ -632,6 +692,8 @@ int ice_new(struct stun_client *sc, const struct ice_params *p, const struct ice
 		ice->p.check_rm = CHECK_RM;
 	if (!ice->p.fail_after_ms)
 		ice->p.fail_after_ms = FAIL_AFTER_MS;
+	if (!ice->p.relay_fallback_ms)
+		ice->p.relay_fallback_ms = RELAY_FALLBACK_MS;
 	ice->local = *local;
 	ice->cl.controlling = p->controlling;
 	n = stun_key_short_term(local->pwd, ice->lkey, sizeof(ice->lkey));

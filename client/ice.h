@@ -38,6 +38,12 @@ struct ice_params {
 	 * interval (randomised 0.8-1.2x; at least 4 s), consent lost after
 	 * timeout without an answer. 0: 5000 and 30000 ms. */
 	unsigned consent_interval_ms, consent_timeout_ms;
+	/* Relay fallback: the controlling agent nominates a relayed pair only
+	 * when no direct pair has succeeded this long after the start (while
+	 * direct pairs are still being checked); the checks then go on, and
+	 * the first direct pair that succeeds is nominated in its place (the
+	 * state callback runs again with ICE_CONNECTED). 0: 1500 ms. */
+	unsigned relay_fallback_ms;
 	int verbose;
 };
 
@@ -94,6 +100,8 @@ int ice_send(struct ice *ice, const void *buf, size_t len);
 
 enum ice_state ice_get_state(const struct ice *ice);
 bool ice_is_controlling(const struct ice *ice);
+/* Does the pair go through a TURN relay (either side)? */
+bool ice_pair_is_relayed(const struct ice *ice, unsigned idx);
 /* The selected pair's candidates (NULL before CONNECTED). */
 const struct ice_cand *ice_selected_local(const struct ice *ice);
 const struct ice_cand *ice_selected_remote(const struct ice *ice);
@@ -102,7 +110,7 @@ const struct ice_checklist *ice_get_checklist(const struct ice *ice);
 struct ice_stats {
 	uint64_t checks_sent, checks_ok, checks_failed, checks_received, triggered;
 	uint64_t role_conflicts, bad_auth, prflx_remote;
-	uint64_t consent_sent, consent_ok;
+	uint64_t consent_sent, consent_ok, switches;
 };
 const struct ice_stats *ice_get_stats(const struct ice *ice);
 

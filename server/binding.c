@@ -126,8 +126,9 @@ static void build_modern(struct worker *w, struct stun_builder *b, const struct 
 	const stun_sockaddr *origin = from && !from->wildcard ? &from->addr : NULL;
 	bool alt = have_alternate(w, in);
 
-	/* A wildcard socket answers from the address the request reached. */
-	if (from && from->wildcard && p->from == in->laddr && in->local)
+	/* A wildcard socket answers from the address the request reached;
+	 * TLS/DTLS sockets have their own port: the listener says which. */
+	if (from && p->from == in->laddr && in->local)
 		origin = in->local;
 	/* RFC 8489 s14.2 */
 	stun_build_xor_addr(b, STUN_ATTR_XOR_MAPPED_ADDRESS, in->peer);

@@ -32,6 +32,7 @@ struct tls_conn {
 	struct tls_listener *l;
 	struct tls_sess *s;
 	stun_sockaddr peer;
+	stun_sockaddr local;   /* the exact local address (RESPONSE-ORIGIN) */
 	struct stream_rx rx;
 };
 
@@ -175,12 +176,12 @@ static void sess_closed(struct tls_sess *s, enum tls_close_reason why)
 /* One whole message from the peer: STUN through dispatch, the answer back
  * on the same session. Returns 0, or -1 when the session is closing. */
 static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr *peer,
-		 const uint8_t *frame, size_t len)
+		 const stun_sockaddr *local, const uint8_t *frame, size_t len)
 {
 	struct worker *w = l->tw->w;
 	uint8_t resp[UDP_BUF];
 	struct stun_in in = { .buf = frame, .len = len, .peer = peer, .laddr = l->laddr,
-			      .tp = l->tp, .local = &l->addr };
+			      .tp = l->tp, .local = local };
 	struct stun_out out = { .buf = resp, .cap = sizeof(resp) };
 
 	METRIC_INC(w->metrics.rx_packets);
@@ -208,10 +209,14 @@ static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr
 	return 0;
 }
 
+/* DTLS: a wildcard socket does not know which address a datagram reached;
+ * then no RESPONSE-ORIGIN rather than a wrong one. */
 void tls_reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr *peer,
 	       const uint8_t *frame, size_t len)
 {
-	reply(s, l, peer, frame, len);
+	bool wild = l->tw->w->shared->laddrs.a[l->laddr].wildcard;
+
+	reply(s, l, peer, wild ? NULL : &l->addr, frame, len);
 }
 
 static const struct tls_pool_ops tls_ops;
@@ -258,7 +263,7 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 {
 	struct tls_conn *c = arg;
 
-	return reply(c->s, c->l, &c->peer, frame, len) ? 1 : 0;
+	return reply(c->s, c->l, &c->peer, &c->local, frame, len) ? 1 : 0;
 }
 
 static void tls_on_data(struct tls_sess *s, const uint8_t *buf, size_t len)
@@ -287,7 +292,10 @@ static void tls_accept_one(struct tls_listener *l, int fd, const stun_sockaddr *
 {
 	struct tls_sess *s;
 	struct tls_conn *c;
+	stun_sockaddr local = l->addr;
+	socklen_t ll = sizeof(local);
 
+	getsockname(fd, &local.sa, &ll); /* exact even on a wildcard socket */
 	if (tls_pool_accept(l->pool, fd, &peer->sa, plen, &s)) {
 		close(fd);
 		return;
@@ -300,6 +308,7 @@ static void tls_accept_one(struct tls_listener *l, int fd, const stun_sockaddr *
 	c->l = l;
 	c->s = s;
 	c->peer = *peer;
+	c->local = local;
 	tls_sess_set_user(s, c);
 }
 

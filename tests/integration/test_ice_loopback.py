@@ -5,7 +5,8 @@ with short-term credentials, nomination, data both ways; role conflict
 skipped; a peer learnt as peer-reflexive through triggered checks; a wrong
 password never connects; RFC 7675 consent kept by answered checks, and
 lost (no more sending) when the peer goes away; a relayed candidate
-(TURN on coturn and on stund): checks, answers and data through the relay."""
+(TURN on coturn and on stund): checks, answers and data through the relay;
+relay fallback while direct checks go on, then the move to the direct path."""
 import json
 import os
 import subprocess
@@ -128,6 +129,23 @@ def relayed_candidate_through_stund():
     from turnlib import turn_server
     srv, port, _ = turn_server(users=("alice:s3cret",))
     relayed("127.0.0.1:%d" % port, "alice", "s3cret")
+    srv.stop()
+
+
+@test
+def relay_first_then_direct():
+    from coturn import Coturn
+    srv = Coturn(user="alice", password="s3cret", realm="natkit.test")
+    e = dict(os.environ, NATCLIENT_USER="alice", NATCLIENT_PASSWORD="s3cret")
+    # the direct path is blocked for 2.5 s: the relay carries the session
+    # after the fallback time (1.5 s), then the direct pair takes over
+    rc, j, err = ice_pair("--relay-a", srv.server, "--host-a", "--drop-direct-ms", "2500",
+                          "--hold", "4", "--timeout", "15", env=e)
+    assert rc == 0, (j, err)
+    a, b = connected(j)
+    assert a["paths"] == "relay,direct" and b["paths"] == "relay,direct", j
+    assert a["local_type"] == "host" and a["remote_type"] == "host", j
+    assert 1400 <= a["ms"] < 2500, j  # first connected: on the relay, at the fallback
     srv.stop()
 
 

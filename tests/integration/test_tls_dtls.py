@@ -20,12 +20,13 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Proc, Stund, free_port, run_tests, stun_attr, stun_parse,  # noqa: E402
-                     stun_request, test, tmpdir, xor_addr)
+from harness import (BUILD, Proc, Stund, free_port, plain_addr, run_tests, stun_attr,  # noqa: E402
+                     stun_parse, stun_request, test, tmpdir, xor_addr)
 
 DTLS_CLIENT = os.path.join(BUILD, "dtls_stun_client")
 XOR_MAPPED = 0x0020
 SOFTWARE = 0x8022
+RESPONSE_ORIGIN = 0x802B
 BINDING_SUCCESS = 0x0101
 
 D = tmpdir()
@@ -110,19 +111,22 @@ def recv_stun(t):
     return hdr + recv_exact(t, length)
 
 
-def check_binding(resp, tid, local):
+def check_binding(resp, tid, local, server=None):
     mtype, rtid, attrs = stun_parse(resp)
     assert mtype == BINDING_SUCCESS, "type 0x%04x" % mtype
     assert rtid == tid
     mapped = xor_addr(attrs[XOR_MAPPED][0], tid)
     assert mapped == local[:2], "mapped %s, local %s" % (mapped, local[:2])
     assert SOFTWARE in attrs
+    if server and RESPONSE_ORIGIN in attrs:  # RFC 5780 s7.3: where it was sent from
+        origin = plain_addr(attrs[RESPONSE_ORIGIN][0])
+        assert origin == server[:2], "RESPONSE-ORIGIN %s, server %s" % (origin, server[:2])
 
 
 def tls_binding(t):
     req, tid = stun_request()
     t.sendall(req)
-    check_binding(recv_stun(t), tid, t.getsockname())
+    check_binding(recv_stun(t), tid, t.getsockname(), t.getpeername())
 
 
 def peer_cn(t):
@@ -140,6 +144,9 @@ def dtls_binding(host, port):
     assert r.returncode == 0, "dtls_stun_client failed: %s %s" % (r.stdout, r.stderr)
     lines = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
     assert lines["mapped"] == lines["local"], r.stdout
+    if "origin" in lines:
+        want = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+        assert lines["origin"] == want, r.stdout
     return lines
 
 

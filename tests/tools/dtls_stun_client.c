@@ -8,6 +8,7 @@
  * FINGERPRINT and prints what the success response says:
  *   subject CN=...
  *   local 127.0.0.1:40000
+ *   origin 127.0.0.1:5349     (if the response has RESPONSE-ORIGIN)
  *   mapped 127.0.0.1:40000
  * With --stdin it keeps the association and sends one more Binding per line
  * read from stdin (printing "mapped ..." each time), then closes with
@@ -132,6 +133,8 @@ static int check_response(const uint8_t *buf, size_t len, const uint8_t tid[STUN
 		fprintf(stderr, "dtls_stun_client: no XOR-MAPPED-ADDRESS\n");
 		return -1;
 	}
+	if (stun_msg_has(&m, STUN_ATTR_RESPONSE_ORIGIN))
+		printf("origin %s\n", stun_sockaddr_str(&m.response_origin, s, sizeof(s)));
 	printf("mapped %s\n", stun_sockaddr_str(&m.xor_mapped, s, sizeof(s)));
 	fflush(stdout);
 	return 0;

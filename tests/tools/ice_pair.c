@@ -17,7 +17,11 @@
  * --relay-a HOST:PORT   a allocates a TURN relay there (user/password from
  *                   NATCLIENT_USER / NATCLIENT_PASSWORD) and offers only the
  *                   relayed candidate: every check and datagram of a goes
- *                   through the relay */
+ *                   through the relay
+ * --host-a          with --relay-a: a offers its host candidate too
+ * --drop-direct-ms N    b drops what comes straight from a's socket for N
+ *                   ms: the relay must carry the session first, then the
+ *                   direct path take over */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +49,9 @@ static double hold_s;
 static bool kill_b;
 static unsigned consent_timeout_ms;
 static ev_timer hold_w;
+static bool host_a;
+static double drop_direct_s;
+static char paths[2][64];  /* a's and b's path history: "relay,direct" */
 
 static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -59,6 +66,9 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 	struct side *s = arg;
 
 	(void)c;
+	if (s == &B && drop_direct_s > 0 && ev_now(stun_client_loop(c)) - t0 < drop_direct_s &&
+	    stun_sockaddr_equal(from, stun_client_local(A.sc)))
+		return;
 	if (s->turn && turn_client_input(s->turn, buf, len, from, m))
 		return;
 	if (s->ice)
@@ -136,6 +146,13 @@ static void state_cb(struct ice *ice, enum ice_state st, void *arg)
 			ev_break(stun_client_loop(s->sc), EVBREAK_ALL);
 	}
 	if (st == ICE_CONNECTED) {
+		char *h = paths[s == &B];
+		const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
+		bool relayed = l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY;
+		size_t hl = strlen(h);
+		snprintf(h + hl, sizeof(paths[0]) - hl, "%s%s", hl ? "," : "", relayed ? "relay" : "direct");
+		if (s->connected_at)
+			return; /* a switch: the data went already */
 		s->connected_at = ev_now(stun_client_loop(s->sc));
 		if (s == &A)
 			ice_send(ice, "ping", 4);
@@ -189,8 +206,11 @@ static int open_side(struct ev_loop *loop, struct side *s, bool controlling, int
 	ice_creds_random(&s->creds);
 	if (ice_new(s->sc, &p, &s->creds, &cbs, &s->ice) < 0)
 		return -1;
-	if (relay)
+	if (relay) {
+		if (host_a && ice_gather_host(s->ice) < 0)
+			return -1;
 		return allocate(loop, s, relay);
+	}
 	return ice_gather_host(s->ice);
 }
 
@@ -214,7 +234,7 @@ static void print_side(const struct side *s)
 	printf("\"%s\":{\"state\":\"%s\",\"role\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
 	       "\"local_type\":\"%s\",\"remote_type\":\"%s\",\"data\":%s,\"ms\":%d,\"checks_sent\":%llu,"
 	       "\"triggered\":%llu,\"role_conflicts\":%llu,\"prflx\":%llu,\"bad_auth\":%llu,"
-	       "\"consent_ok\":%llu,\"disconnected_ms\":%d}",
+	       "\"consent_ok\":%llu,\"disconnected_ms\":%d,\"paths\":\"%s\"}",
 	       s->name, names[ice_get_state(s->ice)],
 	       ice_is_controlling(s->ice) ? "controlling" : "controlled", lb, rb,
 	       l ? ice_cand_type_str(l->type) : "", r ? ice_cand_type_str(r->type) : "", s->got_data ? "true" : "false",
@@ -222,7 +242,7 @@ static void print_side(const struct side *s)
 	       (unsigned long long)st->checks_sent, (unsigned long long)st->triggered,
 	       (unsigned long long)st->role_conflicts, (unsigned long long)st->prflx_remote,
 	       (unsigned long long)st->bad_auth, (unsigned long long)st->consent_ok,
-	       s->disconnected_at ? (int)((s->disconnected_at - t0) * 1000) : -1);
+	       s->disconnected_at ? (int)((s->disconnected_at - t0) * 1000) : -1, paths[s == &B]);
 }
 
 int main(int argc, char **argv)
@@ -247,6 +267,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--hold") && i + 1 < argc) hold_s = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--kill-b")) kill_b = true;
 		else if (!strcmp(argv[i], "--relay-a") && i + 1 < argc) relay_a = argv[++i];
+		else if (!strcmp(argv[i], "--host-a")) host_a = true;
+		else if (!strcmp(argv[i], "--drop-direct-ms") && i + 1 < argc)
+			drop_direct_s = atof(argv[++i]) / 1000.0;
 		else if (!strcmp(argv[i], "--consent-timeout") && i + 1 < argc)
 			consent_timeout_ms = (unsigned)atoi(argv[++i]);
 		else { fprintf(stderr, "ice_pair: unknown argument %s\n", argv[i]); return 2; }
