@@ -497,6 +497,29 @@ def rest_credentials_own_by_user_part():
 
 
 @test
+def without_credentials_configured():
+    # RFC 8656 s7.2 item 1, as TURN: no users and no secret, no authentication
+    port = free_port()
+    s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
+              % port)
+    a = TurnClient(("127.0.0.1", port), timeout=3.0)
+    b = TurnClient(("127.0.0.1", port), timeout=3.0)
+    try:
+        r = expect_ok(register(a, "anon"))
+        assert not r.has(MESSAGE_INTEGRITY)
+        conn = Connector(b, "anon")
+        conn.start()
+        o = next_offer(a)
+        assert not o.has(MESSAGE_INTEGRITY) and not o.has(FROM_USER)
+        expect_ok(answer(a, o))
+        expect_ok(conn.result())
+    finally:
+        a.close()
+        b.close()
+        assert s.stop() == 0
+
+
+@test
 def rendezvous_off():
     port = free_port()
     s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
