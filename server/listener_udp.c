@@ -226,6 +226,7 @@ static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	for (int i = 0; i < n; i++)
 		handle_datagram(u, b, i);
+	turn_dispatch_flush(u->w);
 	tx_flush(u->w, b);
 }
 

@@ -470,6 +470,19 @@ void rdv_service_sess_closed(struct worker *w, struct tls_sess *s)
 
 /* ---- requests ---------------------------------------------------------------- */
 
+/* Who owns what a request registers: the account name; for a TURN REST
+ * credential "<expiry>:<user>" the user, so that a fresh credential of the
+ * same user keeps its IDs (a bare "<expiry>" is its own owner). */
+static const char *owner_of(const struct auth_result *ar)
+{
+	const char *colon;
+
+	if (ar->outcome != AUTH_OK_REST)
+		return ar->username;
+	colon = strchr(ar->username, ':');
+	return colon && colon[1] ? colon + 1 : ar->username;
+}
+
 /* RFC 8489 s9.2.4, as TURN does (RFC 8656 s7.2 item 1: without credentials
  * configured there is no authentication, and every peer is user ""). */
 static int authenticate(struct rdv_req *r)
@@ -483,7 +496,7 @@ static int authenticate(struct rdv_req *r)
 	if (r->ar.code)
 		return r->ar.code;
 	r->authed = true;
-	r->user = r->ar.username;
+	r->user = owner_of(&r->ar);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 
 #define TURN_CAPACITY_DEFAULT 32768 /* allocations per worker without total-quota */
 #define TURN_PER_ALLOC 64           /* permissions / channels per allocation */
-#define TURN_TXCACHE_ENTRIES 4096
+#define TURN_TXCACHE_ENTRIES 1024
 #define TURN_RESERVATIONS 1024
 
 static bool addr_is_any(const stun_sockaddr *a)
@@ -186,21 +186,6 @@ void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth)
 void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f)
 {
 	ts->filter = f;
-}
-
-bool turn_method(uint16_t method)
-{
-	switch (method) {
-	case STUN_METHOD_ALLOCATE:
-	case STUN_METHOD_REFRESH:
-	case STUN_METHOD_SEND:
-	case STUN_METHOD_CREATE_PERMISSION:
-	case STUN_METHOD_CHANNEL_BIND:
-	case STUN_METHOD_CONNECT:
-	case STUN_METHOD_CONNECTION_BIND:
-		return true;
-	}
-	return false;
 }
 
 /* ---- metrics ------------------------------------------------------------ */

@@ -54,9 +54,6 @@ void turn_service_free(struct turn_service *ts);
 void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth);
 void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f);
 
-/* Is this one of the methods handled here? */
-bool turn_method(uint16_t method);
-
 /* A request of a TURN method: writes the response into out and returns its
  * length, or < 0 when no response is sent. */
 int turn_handle_request(struct turn_service *ts, const struct turn_link *link,
@@ -67,6 +64,11 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 /* A ChannelData message (s12.6): buf[0..len) as received. */
 void turn_handle_channel_data(struct turn_service *ts, const struct turn_link *link,
 			      const uint8_t *buf, size_t len);
+/* Send what turn_handle_send / turn_handle_channel_data queued from UDP
+ * links: the listener calls it at the end of each receive batch, while the
+ * batch's buffers (which the queued data points into) are still valid. */
+void turn_flush(struct turn_service *ts);
+
 /* A stream connection closed: its allocation goes with it (s3.1). */
 void turn_link_closed(struct turn_service *ts, const struct turn_link *link);
 

@@ -244,7 +244,8 @@ void turn_dispatch_request(struct worker *w, const struct stun_msg *m,
 	}
 	len = turn_handle_request(w->turn, &link, m, out->buf, out->cap);
 	out->len = len > 0 ? (size_t)len : 0;
-	/* TURN answers are small and, but for the 401 challenge, signed */
+	/* TURN answers are bounded (no PADDING, no echo of the request): the
+	 * amplification guard, made for Binding, does not apply */
 	out->authenticated = true;
 }
 
@@ -270,6 +271,12 @@ bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in)
 		return false;
 	turn_dispatch_channel_data(w, in);
 	return true;
+}
+
+void turn_dispatch_flush(struct worker *w)
+{
+	if (w->turn)
+		turn_flush(w->turn);
 }
 
 void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in)

@@ -33,6 +33,9 @@ void turn_dispatch_channel_data(struct worker *w, const struct stun_in *in);
  * an RFC 5766 channel: handled (true) or not ours (false). */
 bool turn_dispatch_legacy_channel(struct worker *w, const struct stun_in *in);
 
+/* The end of a UDP listener's receive batch: relay what it queued. */
+void turn_dispatch_flush(struct worker *w);
+
 /* A TLS or DTLS session is closing (in: its peer, laddr, tp, session):
  * its allocation goes too. */
 void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in);

@@ -14,6 +14,7 @@
 #include "txcache.h"
 
 #define TURN_BATCH 16
+#define TURN_PEER_TX 64 /* datagrams to peers queued for one sendmmsg round */
 #define TURN_HEADROOM 48 /* Data indication, IPv6 peer: 20 + 24 + 4 */
 #define TURN_BUF_DATA 65536
 #define TURN_MAX_LIFETIME_DEFAULT 3600 /* s7.2: RECOMMENDED at most 1 hour */
@@ -104,6 +105,13 @@ struct turn_service {
 	struct mmsghdr rx_msg[TURN_BATCH], tx_msg[TURN_BATCH];
 	struct iovec rx_iov[TURN_BATCH], tx_iov[TURN_BATCH];
 	stun_sockaddr rx_from[TURN_BATCH];
+	/* client -> peer datagrams of one listener batch, sent by turn_flush():
+	 * the data stays in the listener's receive buffers until then */
+	struct mmsghdr ptx_msg[TURN_PEER_TX];
+	struct iovec ptx_iov[TURN_PEER_TX];
+	stun_sockaddr ptx_to[TURN_PEER_TX];
+	int ptx_fd[TURN_PEER_TX];
+	unsigned n_ptx;
 };
 
 /* One request being handled (turn_methods.c, turn_tcp.c). */
@@ -114,6 +122,7 @@ struct turn_req {
 	struct turn_5tuple ft;
 	double now;
 	bool authed;             /* ar holds a user and a key */
+	bool regenerable;        /* a retransmission gets this answer anew */
 	struct auth_result ar;
 	struct stun_builder b;
 	uint8_t *out;

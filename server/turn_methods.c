@@ -2,12 +2,10 @@
  * handler reading top-down as the RFC's numbered checks. A handler returns
  * 0 having built the success attributes, or the STUN error code. */
 #include <errno.h>
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "auth.h"
-#include "config.h"
 #include "log.h"
 #include "turn_internal.h"
 
@@ -544,6 +542,11 @@ static int process(struct turn_req *r)
 	}
 	if (code == TURN_ANSWER_LATER)
 		return 0;
+	/* No need to keep: a 401 (stateless nonces) and an Allocate success,
+	 * which the allocation answers again from its transaction ID (s7.2
+	 * note). Keeps the cache for answers that could change. */
+	r->regenerable = code == STUN_ERR_UNAUTHORIZED ||
+			 (!code && r->m->method == STUN_METHOD_ALLOCATE);
 	if (code) {
 		turn_count(&r->ts->ctr.refused[refusal_of(code)], 1);
 		if (code != STUN_ERR_UNAUTHORIZED || r->m->mi_off || r->m->mi256_off)
@@ -579,7 +582,7 @@ int turn_handle_request(struct turn_service *ts, const struct turn_link *link,
 		return (int)clen;
 	}
 	len = process(r);
-	if (len > 0)
+	if (len > 0 && !r->regenerable)
 		txcache_put(ts->tx, &r->ft, req->tid, out, (size_t)len, r->now);
 	if (ts->auth)
 		auth_result_wipe(&r->ar);

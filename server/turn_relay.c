@@ -7,11 +7,11 @@
 #include <linux/errqueue.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "peer_filter.h"
 #include "turn_frame.h"
 #include "turn_internal.h"
@@ -72,7 +72,6 @@ int turn_relay_open(struct turn_service *ts, struct turn_alloc *a, int i,
 
 	if (fd < 0)
 		return fd;
-	r->ts = ts;
 	ev_io_init(&r->io[i], relay_cb, fd, EV_READ);
 	r->io[i].data = a;
 	ev_io_start(ts->loop, &r->io[i]);
@@ -87,6 +86,7 @@ void turn_relay_release(struct turn_alloc *a, void *arg)
 	struct turn_service *ts = arg;
 	struct turn_relay *r = relay_of(a);
 
+	turn_flush(ts); /* nothing queued may outlive the sockets */
 	turn_tcp_release(ts, a);
 	for (int i = 0; i < a->n_relayed; i++) {
 		stun_sockaddr sa;
@@ -143,8 +143,6 @@ static void set_df(struct turn_relay *r, int i, int family, bool on)
 {
 	int v;
 
-	if (r->df[i] == on)
-		return;
 	r->df[i] = on;
 	if (family == AF_INET) {
 		v = on ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
@@ -155,8 +153,113 @@ static void set_df(struct turn_relay *r, int i, int family, bool on)
 	setsockopt(r->io[i].fd, IPPROTO_IPV6, IPV6_DONTFRAG, &v, sizeof(v));
 }
 
-static void to_peer(struct turn_service *ts, struct turn_alloc *a, const stun_sockaddr *peer,
-		    const uint8_t *data, size_t len, int df)
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 60000
+
+/* Datagrams of one length (the last may be shorter) to one destination go
+ * as one UDP_SEGMENT send: one trip through the stack, which the kernel
+ * splits into the same datagrams. n if sent, 0 if the caller must send
+ * them one by one (not that shape, or the kernel refused). */
+static int send_gso(int fd, const stun_sockaddr *to, struct iovec *iov, int n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr h = { .msg_name = (void *)to, .msg_namelen = stun_sockaddr_len(to),
+			    .msg_iov = iov, .msg_iovlen = (size_t)n,
+			    .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+	uint16_t seg = (uint16_t)iov[0].iov_len;
+	size_t total = 0;
+
+	if (n < 2 || n > GSO_MAX_SEGS)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > seg || (iov[i].iov_len < seg && i < n - 1) || !iov[i].iov_len)
+			return 0;
+		total += iov[i].iov_len;
+	}
+	if (total > GSO_MAX_BYTES)
+		return 0;
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	return sendmsg(fd, &h, MSG_DONTWAIT) < 0 ? 0 : n;
+}
+
+/* One sendmmsg per relayed socket for the datagrams queued to it, in
+ * order (a batch from a few clients costs a few system calls, not one per
+ * datagram). */
+/* One relayed socket's queued datagrams: one GSO send when they all go to
+ * one peer in one size, else one sendmmsg. Returns how many went. */
+static int send_run(int fd, struct mmsghdr *run, unsigned n)
+{
+	struct iovec iov[TURN_PEER_TX];
+	const stun_sockaddr *to = run[0].msg_hdr.msg_name;
+	unsigned k;
+	int sent;
+
+	for (k = 0; k < n && stun_sockaddr_equal(run[k].msg_hdr.msg_name, to); k++)
+		iov[k] = run[k].msg_hdr.msg_iov[0];
+	if (k == n && send_gso(fd, to, iov, (int)n))
+		return (int)n;
+	sent = sendmmsg(fd, run, n, MSG_DONTWAIT);
+	return sent < 0 ? 0 : sent;
+}
+
+void turn_flush(struct turn_service *ts)
+{
+	struct mmsghdr run[TURN_PEER_TX];
+	bool done[TURN_PEER_TX] = { false };
+
+	for (unsigned i = 0; i < ts->n_ptx; i++) {
+		unsigned n = 0;
+		int sent;
+
+		if (done[i])
+			continue;
+		for (unsigned j = i; j < ts->n_ptx; j++) {
+			if (done[j] || ts->ptx_fd[j] != ts->ptx_fd[i])
+				continue;
+			run[n++] = ts->ptx_msg[j];
+			done[j] = true;
+		}
+		sent = send_run(ts->ptx_fd[i], run, n);
+		for (int k = 0; k < sent; k++)
+			turn_count(&ts->ctr.bytes_to_peer, run[k].msg_hdr.msg_iov[0].iov_len);
+		turn_count(&ts->ctr.pkts_to_peer, (uint64_t)sent);
+		if ((unsigned)sent < n)
+			turn_count(&ts->ctr.dropped[TD_SEND_ERROR], n - (unsigned)sent);
+	}
+	ts->n_ptx = 0;
+}
+
+static void queue_to_peer(struct turn_service *ts, int fd, const stun_sockaddr *peer,
+			  const uint8_t *data, size_t len)
+{
+	unsigned i;
+	struct msghdr *h;
+
+	if (ts->n_ptx == TURN_PEER_TX)
+		turn_flush(ts);
+	i = ts->n_ptx++;
+	ts->ptx_fd[i] = fd;
+	ts->ptx_to[i] = *peer;
+	ts->ptx_iov[i] = (struct iovec){ (void *)data, len };
+	h = &ts->ptx_msg[i].msg_hdr;
+	memset(h, 0, sizeof(*h));
+	h->msg_name = &ts->ptx_to[i];
+	h->msg_namelen = stun_sockaddr_len(peer);
+	h->msg_iov = &ts->ptx_iov[i];
+	h->msg_iovlen = 1;
+}
+
+/* From a UDP link the datagram is queued for turn_flush(); from a stream,
+ * whose buffer does not outlive the call, or with a DF change, it goes now. */
+static void to_peer(struct turn_service *ts, struct turn_alloc *a, const struct turn_link *link,
+		    const stun_sockaddr *peer, const uint8_t *data, size_t len, int df)
 {
 	struct turn_relay *r = relay_of(a);
 	int i = 0, fd = relay_fd(a, peer->sa.sa_family, &i);
@@ -165,8 +268,14 @@ static void to_peer(struct turn_service *ts, struct turn_alloc *a, const stun_so
 		return drop(ts, TD_NO_PERMISSION);
 	if (!bandwidth_ok(ts, r, len))
 		return drop(ts, TD_BANDWIDTH);
-	if (df >= 0)
+	if (df >= 0 && r->df[i] != (df != 0)) {
+		turn_flush(ts); /* what is queued goes out with the old setting */
 		set_df(r, i, peer->sa.sa_family, df);
+	}
+	if (!link->send && link->udp_fd >= 0) {
+		queue_to_peer(ts, fd, peer, data, len);
+		return;
+	}
 	if (sendto(fd, data, len, 0, &peer->sa, stun_sockaddr_len(peer)) < 0)
 		return drop(ts, TD_SEND_ERROR);
 	turn_count(&ts->ctr.pkts_to_peer, 1);
@@ -195,7 +304,7 @@ void turn_handle_send(struct turn_service *ts, const struct turn_link *link,
 	/* restrictions on the address and port: silently discarded */
 	if (turn_peer_check(ts, peer))
 		return drop(ts, TD_FILTERED);
-	to_peer(ts, a, peer, ind->data.p, ind->data.len,
+	to_peer(ts, a, link, peer, ind->data.p, ind->data.len,
 		stun_msg_has(ind, STUN_ATTR_DONT_FRAGMENT));
 }
 
@@ -233,7 +342,7 @@ void turn_handle_channel_data(struct turn_service *ts, const struct turn_link *l
 	if (!c)
 		return drop(ts, TD_NO_CHANNEL);
 	turn_addr_key_to_sa(&c->peer, &peer);
-	to_peer(ts, a, &peer, data, dlen, -1);
+	to_peer(ts, a, link, &peer, data, dlen, -1);
 }
 
 /* ---- peer -> client ---------------------------------------------------- */
@@ -354,7 +463,9 @@ static void to_client(struct turn_service *ts, struct turn_alloc *a, int n)
 	struct turn_link *l = &relay_of(a)->link;
 	int sent = 0;
 
-	if (!l->send) {
+	if (!l->send && (sent = send_gso(l->udp_fd, &l->client, ts->tx_iov, n))) {
+		/* one GSO send */
+	} else if (!l->send) {
 		for (int j = 0; j < n; j++) {
 			struct msghdr *h = &ts->tx_msg[j].msg_hdr;
 

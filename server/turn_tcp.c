@@ -377,7 +377,6 @@ int turn_tcp_listen(struct turn_service *ts, struct turn_alloc *a, const stun_so
 		close(fd);
 		return err;
 	}
-	r->ts = ts;
 	ev_io_init(&r->io[0], relay_accept, fd, EV_READ);
 	r->io[0].data = a;
 	ev_io_start(ts->loop, &r->io[0]);

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Stund, free_port, run_tests, test, tmpdir  # noqa: E402
 from turnlib import (ERROR, ERROR_CODE, FINGERPRINT, INDICATION, LIFETIME, MESSAGE_INTEGRITY,  # noqa: E402
                      SUCCESS, XOR_MAPPED_ADDRESS, XOR_PEER_ADDRESS, TurnClient, add_fingerprint,
-                     build, check_integrity)
+                     build, check_integrity, rest_credentials)
 
 # docs/PROTOCOL.md s2, s3
 REGISTER, RDV_REFRESH, RDV_CONNECT, OFFER, ANSWER = 0x0C0, 0x0C1, 0x0C2, 0x0C3, 0x0C4
@@ -471,6 +471,52 @@ def tls_register_connect_answer():
     assert srv.stop() == 0, srv.lines[-20:]
     assert not [l for l in srv.lines if "Sanitizer" in l or "runtime error" in l], srv.lines[-40:]
     TLS.clear()
+
+
+@test
+def rest_credentials_own_by_user_part():
+    port = free_port()
+    s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
+              "realm = natkit.test\nstatic-auth-secret = rest-secret\n" % port)
+    clients = []
+    try:
+        def rest(user, ttl):
+            name, pw = rest_credentials("rest-secret", user, ttl=ttl)
+            c = TurnClient(("127.0.0.1", port), user=name, password=pw, timeout=3.0)
+            clients.append(c)
+            return c
+        a1, a2, b = rest("carol", 600), rest("carol", 900), rest("dave", 600)
+        expect_ok(register(a1, "carol-id"), a1)
+        # a renewed credential of the same user refreshes it; another user may not
+        expect_ok(register(a2, "carol-id", 60, RDV_REFRESH), a2)
+        expect_err(register(b, "carol-id"), 409)
+    finally:
+        for c in clients:
+            c.close()
+        s.stop()
+
+
+@test
+def without_credentials_configured():
+    # RFC 8656 s7.2 item 1, as TURN: no users and no secret, no authentication
+    port = free_port()
+    s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
+              % port)
+    a = TurnClient(("127.0.0.1", port), timeout=3.0)
+    b = TurnClient(("127.0.0.1", port), timeout=3.0)
+    try:
+        r = expect_ok(register(a, "anon"))
+        assert not r.has(MESSAGE_INTEGRITY)
+        conn = Connector(b, "anon")
+        conn.start()
+        o = next_offer(a)
+        assert not o.has(MESSAGE_INTEGRITY) and not o.has(FROM_USER)
+        expect_ok(answer(a, o))
+        expect_ok(conn.result())
+    finally:
+        a.close()
+        b.close()
+        assert s.stop() == 0
 
 
 @test
