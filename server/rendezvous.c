@@ -32,6 +32,7 @@ struct rdv_registry {
 	uint32_t mask;
 	int32_t free_head;
 	unsigned n;
+	unsigned n_conn;       /* entries over a stream or session (conn set) */
 	struct offer_slot *offers;
 	unsigned n_offers;
 };
@@ -103,6 +104,8 @@ static void unlink_entry(struct rdv_registry *r, int32_t i)
 	while (*p != i)
 		p = &r->e[*p].next;
 	*p = r->e[i].next;
+	if (r->e[i].r.flow.conn)
+		r->n_conn--;
 	memset(&r->e[i], 0, sizeof(r->e[i]));
 	r->e[i].next = r->free_head;
 	r->free_head = i;
@@ -166,6 +169,7 @@ static void fill(struct rdv_registry *r, struct reg_entry *e, const char *user,
 {
 	if (!e->r.gen || !same_flow(&e->r.flow, f))
 		e->r.gen = r->next_gen++;
+	r->n_conn += (f->conn != NULL) - (e->r.flow.conn != NULL);
 	snprintf(e->r.user, sizeof(e->r.user), "%s", user);
 	e->r.flow = *f;
 	e->r.expiry = expiry;
@@ -259,7 +263,8 @@ unsigned rdv_registry_drop_conn(struct rdv_registry *r, const void *conn)
 	if (!conn)
 		return 0;
 	pthread_mutex_lock(&r->lock);
-	for (uint32_t i = 0; i < r->max && r->n; i++) {
+	/* most closing connections registered nothing: no scan then */
+	for (uint32_t i = 0; i < r->max && r->n_conn; i++) {
 		if (r->e[i].used && r->e[i].r.flow.conn == conn) {
 			unlink_entry(r, (int32_t)i);
 			n++;

@@ -153,6 +153,15 @@ static void test_drop_conn_and_bad_input(void)
 	CU_ASSERT_EQUAL(rdv_registry_get(r, "a", 1, NULL), -RDV_ERR_UNKNOWN_PEER);
 	CU_ASSERT_EQUAL(rdv_registry_get(r, "c", 1, NULL), 0);
 	CU_ASSERT_EQUAL(rdv_registry_get(r, "d", 1, NULL), 0);
+	/* moving between flows keeps the count of stream registrations right */
+	CU_ASSERT_EQUAL(rdv_registry_put(r, "m", "u", &f1, key1, 16, 60, true, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rdv_registry_put(r, "m", "u", &fu, key1, 16, 60, true, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rdv_registry_drop_conn(r, &c1), 0);
+	CU_ASSERT_EQUAL(rdv_registry_put(r, "m", "u", &f1, key1, 16, 60, true, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rdv_registry_put(r, "m", "u", &f2, key1, 16, 60, false, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rdv_registry_drop_conn(r, &c1), 0);
+	CU_ASSERT_EQUAL(rdv_registry_drop_conn(r, &c2), 2); /* "c" and "m" */
+	CU_ASSERT_EQUAL(rdv_registry_get(r, "m", 1, NULL), -RDV_ERR_UNKNOWN_PEER);
 	CU_ASSERT_EQUAL(rdv_registry_put(r, "bad id", "u", &fu, key1, 16, 60, true, 0, NULL),
 			-STUN_ERR_BAD_REQUEST);
 	CU_ASSERT_EQUAL(rdv_registry_put(r, "", "u", &fu, key1, 16, 60, true, 0, NULL),
