@@ -98,6 +98,19 @@ int tls_shared_reload(struct stund_shared *sh, const struct config *cfg, char *e
 	return 0;
 }
 
+int tls_config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+	int r;
+
+	if (!tls_wanted(cfg))
+		return 0;
+	r = tls_ctx_load(&ctx, cfg->cert, cfg->pkey, err, errlen);
+	if (!r)
+		tls_ctx_unref(ctx);
+	return r;
+}
+
 void tls_shared_teardown(struct stund_shared *sh)
 {
 	struct tls_shared *t = sh->tls;
