@@ -1,6 +1,7 @@
 /* stun_auth: SASLprep, short- and long-term keys, USERHASH, stateless
  * nonces with the RFC 8489 s9.2 nonce cookie, TURN REST credentials. */
 #include "stun_auth.h"
+#include "stun_hmac.h"
 #include "stun_msg.h"
 #include "stun_rd.h"
 
@@ -151,22 +152,18 @@ static int nonce_mac(const uint8_t *secret, size_t secret_len, const uint8_t fea
 		     const uint8_t exp[8], const void *client, size_t client_len,
 		     uint8_t mac[32])
 {
-	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	mbedtls_md_context_t ctx;
-	int rc = STUN_E_CRYPTO;
+	uint8_t scratch[STUN_HMAC_MAX];
+	struct stun_hmac c;
+	int rc = stun_hmac_start(&c, STUN_HMAC_SHA256, secret, secret_len);
 
-	mbedtls_md_init(&ctx);
-	if (mbedtls_md_setup(&ctx, md, 1) ||
-	    mbedtls_md_hmac_starts(&ctx, secret, secret_len) ||
-	    mbedtls_md_hmac_update(&ctx, feat, 3) ||
-	    mbedtls_md_hmac_update(&ctx, exp, 8) ||
-	    (client_len && mbedtls_md_hmac_update(&ctx, client, client_len)) ||
-	    mbedtls_md_hmac_finish(&ctx, mac))
-		goto out;
-	rc = 0;
-out:
-	mbedtls_md_free(&ctx);
-	return rc;
+	if (rc)
+		return STUN_E_CRYPTO;
+	if (stun_hmac_update(&c, feat, 3) || stun_hmac_update(&c, exp, 8) ||
+	    stun_hmac_update(&c, client, client_len)) {
+		stun_hmac_finish(&c, scratch); /* wipes the context */
+		return STUN_E_CRYPTO;
+	}
+	return stun_hmac_finish(&c, mac);
 }
 
 static void put64(uint8_t p[8], uint64_t v)
@@ -260,14 +257,13 @@ int stun_nonce_check(const uint8_t *secret, size_t secret_len, const char *nonce
 
 int stun_rest_password(const char *secret, const char *username, char *out, size_t cap)
 {
-	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
 	uint8_t mac[20];
 	size_t olen;
 
 	if (!secret || !username || !out)
 		return STUN_E_ARG;
-	if (mbedtls_md_hmac(md, (const uint8_t *)secret, strlen(secret),
-			    (const uint8_t *)username, strlen(username), mac))
+	if (stun_hmac(STUN_HMAC_SHA1, (const uint8_t *)secret, strlen(secret),
+		      (const uint8_t *)username, strlen(username), mac))
 		return STUN_E_CRYPTO;
 	if (cap < 29)
 		return STUN_E_NOSPACE;

@@ -2,6 +2,7 @@
  * s6.3, s14), check FINGERPRINT and MESSAGE-INTEGRITY(-SHA256), name things. */
 #include "stun_msg.h"
 #include "stun_attr.h"
+#include "stun_hmac.h"
 #include "stun_rd.h"
 
 #include <string.h>
@@ -207,27 +208,31 @@ static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
 }
 
 /* HMAC over msg[0..off) with the header's length field replaced by len
- * (RFC 8489 s14.5/s14.6: it points to the end of the integrity attribute). */
+ * (RFC 8489 s14.5/s14.6: it points to the end of the integrity attribute).
+ * Stack contexts (stun_hmac.h): no allocation per message. */
 int stun_hmac_msg(int md_type, const uint8_t *key, size_t keylen, const uint8_t *msg,
 		  size_t off, size_t len, uint8_t *out)
 {
-	const mbedtls_md_info_t *md = mbedtls_md_info_from_type((mbedtls_md_type_t)md_type);
-	mbedtls_md_context_t ctx;
 	uint8_t hdr[4] = { msg[0], msg[1], (uint8_t)(len >> 8), (uint8_t)len };
-	int rc = STUN_E_CRYPTO;
+	struct stun_hmac c;
+	int rc;
 
-	mbedtls_md_init(&ctx);
-	if (!md || mbedtls_md_setup(&ctx, md, 1))
-		goto out;
-	if (mbedtls_md_hmac_starts(&ctx, key, keylen) ||
-	    mbedtls_md_hmac_update(&ctx, hdr, sizeof(hdr)) ||
-	    mbedtls_md_hmac_update(&ctx, msg + 4, off - 4) ||
-	    mbedtls_md_hmac_finish(&ctx, out))
-		goto out;
-	rc = 0;
-out:
-	mbedtls_md_free(&ctx);
-	return rc;
+	if (md_type != MBEDTLS_MD_SHA1 && md_type != MBEDTLS_MD_SHA256)
+		return STUN_E_CRYPTO;
+	rc = stun_hmac_start(&c, md_type == MBEDTLS_MD_SHA1 ? STUN_HMAC_SHA1 : STUN_HMAC_SHA256,
+			     key, keylen);
+	if (rc)
+		return rc == STUN_E_ARG ? STUN_E_CRYPTO : rc;
+	rc = stun_hmac_update(&c, hdr, sizeof(hdr));
+	if (!rc)
+		rc = stun_hmac_update(&c, msg + 4, off - 4);
+	if (rc) {
+		uint8_t scratch[STUN_HMAC_MAX];
+
+		stun_hmac_finish(&c, scratch); /* wipes the context */
+		return rc;
+	}
+	return stun_hmac_finish(&c, out);
 }
 
 static int verify(const struct stun_msg *m, int md_type, uint32_t off,

@@ -17,7 +17,8 @@
 
 /* --- UDP ----------------------------------------------------------------- */
 
-#define UDP_BATCH 32
+#define UDP_BATCH 64
+#define UDP_ROUNDS 8   /* full batches read per wakeup at most */
 #define UDP_BUF 4096   /* a request with max-padding 1500 fits; bigger is truncated */
 
 int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,

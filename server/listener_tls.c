@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/tcp.h>
 
 #include "dispatch.h"
 #include "listener.h"
@@ -98,6 +99,19 @@ int tls_shared_reload(struct stund_shared *sh, const struct config *cfg, char *e
 	return 0;
 }
 
+int tls_config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+	int r;
+
+	if (!tls_wanted(cfg))
+		return 0;
+	r = tls_ctx_load(&ctx, cfg->cert, cfg->pkey, err, errlen);
+	if (!r)
+		tls_ctx_unref(ctx);
+	return r;
+}
+
 void tls_shared_teardown(struct stund_shared *sh)
 {
 	struct tls_shared *t = sh->tls;
@@ -151,6 +165,28 @@ static bool sess_admit(struct tls_pool *p, const struct sockaddr *peer, socklen_
 	return true;
 }
 
+/* How the TURN relay sends to a client on a session (struct turn_link). */
+static int turn_sess_send(void *s, const uint8_t *buf, size_t len)
+{
+	return tls_sess_send(s, buf, len);
+}
+
+/* A session ends: so does a TURN allocation made over it. */
+static void turn_sess_closed(struct worker *w, struct tls_listener *l, struct tls_sess *s)
+{
+	stun_sockaddr peer;
+	socklen_t pl = 0;
+	const struct sockaddr *sa = tls_sess_peer(s, &pl);
+	struct stun_in in = { .peer = &peer, .laddr = l->laddr, .tp = l->tp, .sess = s,
+			      .sess_send = turn_sess_send };
+
+	if (!sa || pl > sizeof(peer))
+		return;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(&peer, sa, pl);
+	turn_dispatch_sess_closed(w, &in);
+}
+
 static void sess_closed(struct tls_sess *s, enum tls_close_reason why)
 {
 	struct tls_listener *l = tls_pool_arg(tls_sess_pool(s));
@@ -159,6 +195,7 @@ static void sess_closed(struct tls_sess *s, enum tls_close_reason why)
 	socklen_t pl;
 
 	rdv_service_sess_closed(w, s);
+	turn_sess_closed(w, l, s);
 	__atomic_sub_fetch(&w->shared->conns, 1, __ATOMIC_RELAXED);
 	METRIC_ADD(w->metrics.conns_active, -1);
 	if (why == TLS_CLOSE_IDLE)
@@ -186,7 +223,8 @@ static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr
 
 	METRIC_INC(w->metrics.rx_packets);
 	METRIC_ADD(w->metrics.rx_bytes, len);
-	in.sess = s; /* the rendezvous writes offers and answers on it later */
+	in.sess = s; /* the rendezvous and the TURN relay write on it later */
+	in.sess_send = turn_sess_send;
 	switch (stun_demux(frame, len)) {
 	case STUN_DEMUX_STUN:
 		break;
@@ -194,6 +232,8 @@ static int reply(struct tls_sess *s, struct tls_listener *l, const stun_sockaddr
 		turn_dispatch_channel_data(w, &in);
 		return 0;
 	default:
+		if (turn_dispatch_legacy_channel(w, &in))
+			return 0;
 		metrics_drop(&w->metrics, DROP_NOT_STUN);
 		return 0;
 	}
@@ -294,8 +334,12 @@ static void tls_accept_one(struct tls_listener *l, int fd, const stun_sockaddr *
 	struct tls_conn *c;
 	stun_sockaddr local = l->addr;
 	socklen_t ll = sizeof(local);
+	int one = 1;
 
 	getsockname(fd, &local.sa, &ll); /* exact even on a wildcard socket */
+	/* mbedTLS writes each handshake message as its own record: without
+	 * NODELAY, Nagle holds the second one for the peer's delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (tls_pool_accept(l->pool, fd, &peer->sa, plen, &s)) {
 		close(fd);
 		return;
@@ -309,6 +353,7 @@ static void tls_accept_one(struct tls_listener *l, int fd, const stun_sockaddr *
 	c->s = s;
 	c->peer = *peer;
 	c->local = local;
+	c->rx.rfc5766_channels = l->tw->w->cfg->rfc5766_channels;
 	tls_sess_set_user(s, c);
 }
 

@@ -31,6 +31,8 @@
 int tls_shared_setup(struct stund_shared *sh, const struct config *cfg, char *err, size_t errlen);
 int tls_shared_reload(struct stund_shared *sh, const struct config *cfg, char *err, size_t errlen);
 void tls_shared_teardown(struct stund_shared *sh);
+/* --check-config: do cert and pkey load and match? */
+int tls_config_check(const struct config *cfg, char *err, size_t errlen);
 
 int tls_worker_open(struct worker *w, char *err, size_t errlen);
 int tls_worker_start(struct worker *w);

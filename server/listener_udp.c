@@ -34,6 +34,19 @@ struct udp_batch {
 	unsigned n_tx;
 };
 
+/* The fixed parts of the receive headers, set once. */
+static void rx_prepare(struct udp_batch *b)
+{
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct msghdr *h = &b->rx[i].msg_hdr;
+
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &b->rx_addr[i];
+		h->msg_iov = &b->rx_iov[i];
+		h->msg_iovlen = 1;
+	}
+}
+
 struct udp_batch *udp_batch_new(void)
 {
 	struct udp_batch *b = calloc(1, sizeof(*b));
@@ -44,6 +57,7 @@ struct udp_batch *udp_batch_new(void)
 		b->rx_iov[i] = (struct iovec){ b->rx_buf[i], UDP_BUF };
 		b->tx_iov[i] = (struct iovec){ b->tx_buf[i], UDP_BUF };
 	}
+	rx_prepare(b);
 	return b;
 }
 
@@ -52,20 +66,16 @@ void udp_batch_free(struct udp_batch *b)
 	free(b);
 }
 
-static void rx_prepare(struct udp_batch *b, bool pktinfo)
+/* Reset what recvmmsg changes in the first n headers, and the control
+ * buffer (wildcard sockets only), since one batch serves every socket. */
+static void rx_rearm(struct udp_batch *b, int n, bool pktinfo)
 {
-	for (int i = 0; i < UDP_BATCH; i++) {
+	for (int i = 0; i < n; i++) {
 		struct msghdr *h = &b->rx[i].msg_hdr;
 
-		memset(h, 0, sizeof(*h));
-		h->msg_name = &b->rx_addr[i];
 		h->msg_namelen = sizeof(b->rx_addr[i]);
-		h->msg_iov = &b->rx_iov[i];
-		h->msg_iovlen = 1;
-		if (pktinfo) {
-			h->msg_control = b->rx_ctl[i];
-			h->msg_controllen = PKTINFO_SPACE;
-		}
+		h->msg_control = pktinfo ? b->rx_ctl[i] : NULL;
+		h->msg_controllen = pktinfo ? PKTINFO_SPACE : 0;
 	}
 }
 
@@ -155,7 +165,8 @@ static void tx_queue(struct worker *w, struct udp_batch *b, const struct stun_ou
 {
 	unsigned i = b->n_tx++;
 	struct msghdr *h = &b->tx[i].msg_hdr;
-	int fd = w->udp[out->from].fd;
+	const struct udp_listener *from = &w->udp[out->from];
+	int fd = from->tx_fd >= 0 ? from->tx_fd : from->fd;
 
 	b->tx_fd[i] = fd >= 0 ? fd : w->udp[0].fd;
 	b->tx_addr[i] = out->to;
@@ -211,23 +222,56 @@ static bool w_wildcard(const struct udp_listener *u)
 	return u->w->shared->laddrs.a[u->laddr].wildcard;
 }
 
+/* Read batches until one comes back short (the queue is drained) or
+ * UDP_ROUNDS full ones were served: under load that saves an epoll_wait per
+ * batch, and the bound keeps the loop fair between sockets. */
 static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct udp_listener *u = io->data;
 	struct udp_batch *b = u->w->batch;
-	int n;
+	bool pktinfo = w_wildcard(u);
+	int n = UDP_BATCH;
 
 	(void)loop;
 	(void)revents;
-	/* One batch per wakeup keeps the loop fair between sockets. */
-	rx_prepare(b, w_wildcard(u));
-	n = recvmmsg(u->fd, b->rx, UDP_BATCH, MSG_DONTWAIT, NULL);
-	if (n <= 0)
+	for (int round = 0; round < UDP_ROUNDS && n == UDP_BATCH; round++) {
+		rx_rearm(b, UDP_BATCH, pktinfo);
+		n = recvmmsg(u->fd, b->rx, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n; i++)
+			handle_datagram(u, b, i);
+		turn_dispatch_flush(u->w);
+		tx_flush(u->w, b);
+	}
+}
+
+/* A send-only socket on the same address and port: answers leave through
+ * it, so the listening socket (watched by epoll) sees no write-space wakeup
+ * per datagram sent. Connected to its own address, it never receives: the
+ * kernel gives a connected UDP socket only its peer's datagrams and leaves
+ * it out of the SO_REUSEPORT choice for the rest. Wildcard addresses keep
+ * sending from the listening socket (connect() would pin a source).
+ * Optional: on any failure the listening socket sends. */
+static void open_tx_twin(struct udp_listener *u, const struct laddr *la)
+{
+	char err[128];
+	int fd;
+
+	u->tx_fd = -1;
+	if (la->wildcard)
 		return;
-	for (int i = 0; i < n; i++)
-		handle_datagram(u, b, i);
-	turn_dispatch_flush(u->w);
-	tx_flush(u->w, b);
+	fd = worker_socket(SOCK_DGRAM, &la->addr, err, sizeof(err));
+	if (fd < 0)
+		return;
+	/* Only our own datagrams to ourselves (RESPONSE-PORT = our port) could
+	 * ever queue on it: the smallest receive buffer bounds them. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ 1 }, sizeof(int)) ||
+	    connect(fd, &la->addr.sa, stun_sockaddr_len(&la->addr))) {
+		close(fd);
+		return;
+	}
+	u->tx_fd = fd;
 }
 
 int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,
@@ -251,6 +295,7 @@ int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,
 		u->fd = -1;
 		return -EINVAL;
 	}
+	open_tx_twin(u, la);
 	return 0;
 }
 
@@ -271,4 +316,7 @@ void udp_listener_close(struct udp_listener *u)
 		ev_io_stop(u->w->loop, &u->io);
 	close(u->fd);
 	u->fd = -1;
+	if (u->tx_fd >= 0)
+		close(u->tx_fd);
+	u->tx_fd = -1;
 }

@@ -271,6 +271,11 @@ int main(int argc, char **argv)
 	}
 	s.cfg = cfg;
 	config_describe(cfg, desc, sizeof(desc));
+	if (s.args.check_config && tls_config_check(cfg, err, sizeof(err))) {
+		fprintf(stderr, "stund: configuration error: %s\n", err);
+		config_put(cfg);
+		return early_exit(&s, 1);
+	}
 	if (s.args.check_config) {
 		printf("stund: configuration OK: %s: %s\n",
 		       s.args.conf_path ? s.args.conf_path : "(no file)", desc);

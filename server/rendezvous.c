@@ -30,7 +30,8 @@ struct rdv_registry {
 	struct reg_entry *e;
 	int32_t *bucket;       /* heads of the hash chains, -1 = empty */
 	uint32_t mask;
-	int32_t free_head;
+	int32_t free_head;     /* recycled entries */
+	uint32_t fresh;        /* entries [fresh, max) were never used (untouched pages) */
 	unsigned n;
 	unsigned n_conn;       /* entries over a stream or session (conn set) */
 	struct offer_slot *offers;
@@ -63,9 +64,10 @@ struct rdv_registry *rdv_registry_new(uint32_t max_ids, uint32_t user_quota)
 	}
 	for (uint32_t i = 0; i < nb; i++)
 		r->bucket[i] = -1;
-	for (uint32_t i = 0; i < r->max; i++)
-		r->e[i].next = i + 1 < r->max ? (int32_t)i + 1 : -1;
-	r->free_head = 0;
+	/* Entries are handed out from fresh first: an idle registry touches
+	 * none of the calloc'ed table. */
+	r->free_head = -1;
+	r->fresh = 0;
 	return r;
 }
 
@@ -74,7 +76,7 @@ void rdv_registry_free(struct rdv_registry *r)
 	if (!r)
 		return;
 	/* the keys are secrets: wipe them (RFC 8489 s9.2.2 keys) */
-	memset(r->e, 0, r->max * sizeof(*r->e));
+	memset(r->e, 0, r->fresh * sizeof(*r->e));
 	pthread_mutex_destroy(&r->lock);
 	free(r->e);
 	free(r->bucket);
@@ -117,9 +119,12 @@ static int32_t alloc_entry(struct rdv_registry *r, const char *id)
 	int32_t i = r->free_head;
 	uint32_t b;
 
-	if (i < 0)
+	if (i >= 0)
+		r->free_head = r->e[i].next;
+	else if (r->fresh < r->max)
+		i = (int32_t)r->fresh++;
+	else
 		return -1;
-	r->free_head = r->e[i].next;
 	memset(&r->e[i], 0, sizeof(r->e[i]));
 	r->e[i].used = true;
 	strcpy(r->e[i].r.id, id);
@@ -139,7 +144,7 @@ static unsigned sweep(struct rdv_registry *r, double now)
 {
 	unsigned n = 0;
 
-	for (uint32_t i = 0; i < r->max; i++) {
+	for (uint32_t i = 0; i < r->fresh; i++) {
 		if (r->e[i].used && !live(&r->e[i], now)) {
 			unlink_entry(r, (int32_t)i);
 			n++;
@@ -152,7 +157,7 @@ static unsigned user_count(const struct rdv_registry *r, const char *user, doubl
 {
 	unsigned n = 0;
 
-	for (uint32_t i = 0; i < r->max; i++)
+	for (uint32_t i = 0; i < r->fresh; i++)
 		if (live(&r->e[i], now) && !strcmp(r->e[i].r.user, user))
 			n++;
 	return n;
@@ -187,7 +192,7 @@ static int32_t create(struct rdv_registry *r, const char *id, const char *user, 
 
 	if (user_count(r, user, now) >= r->quota)
 		return -RDV_ERR_QUOTA;
-	if (r->free_head < 0)
+	if (r->free_head < 0 && r->fresh >= r->max)
 		sweep(r, now);
 	i = alloc_entry(r, id);
 	return i < 0 ? -RDV_ERR_FULL : i;
@@ -264,7 +269,7 @@ unsigned rdv_registry_drop_conn(struct rdv_registry *r, const void *conn)
 		return 0;
 	pthread_mutex_lock(&r->lock);
 	/* most closing connections registered nothing: no scan then */
-	for (uint32_t i = 0; i < r->max && r->n_conn; i++) {
+	for (uint32_t i = 0; i < r->fresh && r->n_conn; i++) {
 		if (r->e[i].used && r->e[i].r.flow.conn == conn) {
 			unlink_entry(r, (int32_t)i);
 			n++;

@@ -164,7 +164,7 @@ int worker_new(struct worker **out, int id, struct stund_shared *shared,
 	w->shared = shared;
 	w->cfg = config_get(cfg);
 	for (int i = 0; i < LADDR_MAX; i++) {
-		w->udp[i].fd = w->tcp[i].fd = -1;
+		w->udp[i].fd = w->udp[i].tx_fd = w->tcp[i].fd = -1;
 		w->udp[i].w = w->tcp[i].w = w;
 	}
 	w->batch = udp_batch_new();

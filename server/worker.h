@@ -52,6 +52,7 @@ struct stund_shared {
 struct udp_listener {
 	struct worker *w;
 	int fd;          /* -1: not open */
+	int tx_fd;       /* send-only twin of fd (listener_udp.c), or -1 */
 	int laddr;
 	ev_io io;
 };

@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, Proc, Stund, free_port, plain_addr, run_tests, stun_attr,  # noqa: E402
+from harness import (BUILD, STUND, Proc, Stund, free_port, plain_addr, run_tests, stun_attr,  # noqa: E402
                      stun_parse, stun_request, test, tmpdir, xor_addr)
 
 DTLS_CLIENT = os.path.join(BUILD, "dtls_stun_client")
@@ -306,6 +306,23 @@ def idle_timeout_and_connection_cap():
         b.close()
     finally:
         srv.stop()
+
+
+@test
+def check_config_loads_the_certificate():
+    bad = os.path.join(D, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("listening-ip = 127.0.0.1\ncert = %s\npkey = %s\n" % (ONE[0], TWO[1]))
+    r = subprocess.run([STUND, "--check-config", "-c", bad], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0
+    assert "does not match" in r.stderr and TWO[1] in r.stderr, r.stderr
+    good = os.path.join(D, "good.conf")
+    with open(good, "w") as f:
+        f.write("listening-ip = 127.0.0.1\ncert = %s\npkey = %s\n" % ONE)
+    r = subprocess.run([STUND, "--check-config", "-c", good], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @test

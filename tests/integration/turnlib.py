@@ -11,6 +11,7 @@ import hmac
 import os
 import select
 import socket
+import ssl
 import struct
 import time
 
@@ -169,15 +170,21 @@ class TurnClient:
     def __init__(self, server, transport="udp", user=None, password=None,
                  sha256=False, userhash=False, local=None, timeout=2.0):
         self.server = server
-        self.transport = transport
         fam = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         self.sock = socket.socket(fam, kind)
         self.sock.bind(local or (server[0], 0))
-        if transport == "tcp":
+        if transport in ("tcp", "tls"):
             self.sock.settimeout(timeout)
             self.sock.connect(server)
+            if transport == "tls":  # a test certificate: no verification
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                self.sock = ctx.wrap_socket(self.sock)
             self.sock.settimeout(None)
+            transport = "tcp"  # framing is the same (RFC 8656 s12.5)
+        self.transport = transport
         self.user, self.password = user, password
         self.sha256, self.userhash = sha256, userhash
         self.realm = self.nonce = self.key = None
@@ -210,7 +217,8 @@ class TurnClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            if not readable(self.sock, left):
+            pending = self.sock.pending() if hasattr(self.sock, "pending") else 0
+            if not pending and not readable(self.sock, left):
                 return None
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -388,17 +396,21 @@ def recv_from(sock, timeout=2.0):
 # A stund configured for TURN on loopback.
 
 def turn_server(users=("alice:alice-pw", "bob:bob-pw"), v6=False, relay_ports=16,
-                extra="", auth=True, allow_loopback=True):
+                extra="", auth=True, allow_loopback=True, tls=None):
     """-> (Stund, port, (min_port, max_port)). UDP and TCP on 127.0.0.1
     (and ::1 with v6=True); relayed addresses from 127.0.0.1 (and ::1)."""
     from harness import Stund, free_port
     port = free_port(count=2)
     rmin = free_port(count=relay_ports)
     lines = ["listening-ip = 127.0.0.1", "listening-port = %d" % port,
-             "alt-listening-port = %d" % (port + 1), "no-tls", "no-dtls",
+             "alt-listening-port = %d" % (port + 1),
              "relay-ip = 127.0.0.1", "min-port = %d" % rmin,
              "max-port = %d" % (rmin + relay_ports - 1), "workers = 1",
              "realm = natkit.test", "log-level = debug"]
+    if tls:  # (cert, key, port): TLS and DTLS on that port
+        lines += ["cert = %s" % tls[0], "pkey = %s" % tls[1], "tls-listening-port = %d" % tls[2]]
+    else:
+        lines += ["no-tls", "no-dtls"]
     if v6:
         lines += ["listening-ip = ::1", "relay-ip = ::1"]
     if auth:

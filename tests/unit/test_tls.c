@@ -530,6 +530,71 @@ static void test_dtls_handshake_timeout(void)
 	ev_loop_destroy(loop);
 }
 
+/* The owner's admit callback (a process-wide cap) can refuse sessions: a TLS
+ * accept fails with -EBUSY, a DTLS peer with a valid cookie gets no session. */
+static bool admit_ok;
+
+static bool srv_admit(struct tls_pool *p, const struct sockaddr *peer, socklen_t len)
+{
+	(void)p;
+	(void)peer;
+	(void)len;
+	return admit_ok;
+}
+
+static const struct tls_pool_ops admit_ops = {
+	.on_data = srv_data, .on_open = srv_open, .on_close = srv_close, .admit = srv_admit,
+};
+
+static void test_admit(void)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct tls_ctx *ctx = ctx_load(cert1, key1);
+	struct srv st = { 0 };
+	struct tls_pool_cfg cfg = {
+		.kind = TLS_KIND_STREAM, .max_sessions = 8, .idle_timeout = 30,
+		.handshake_timeout = 10, .ops = &admit_ops, .arg = &st,
+	};
+	struct tls_pool *tp = NULL;
+	struct dgram_reader r;
+	struct cli c;
+	int sv[2], du[2];
+
+	CU_ASSERT_EQUAL_FATAL(tls_pool_new(&tp, loop, ctx, -1, &cfg), 0);
+	admit_ok = false;
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	CU_ASSERT_EQUAL(tls_pool_accept(tp, sv[0], NULL, 0, NULL), -EBUSY);
+	CU_ASSERT_EQUAL(tls_pool_stats(tp)->refused_cap, 1);
+	CU_ASSERT_EQUAL(tls_pool_stats(tp)->active, 0);
+	close(sv[0]);
+	close(sv[1]);
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_DGRAM, 0, du), 0);
+	cfg.kind = TLS_KIND_DGRAM;
+	CU_ASSERT_EQUAL_FATAL(tls_pool_new(&r.pool, loop, ctx, du[0], &cfg), 0);
+	tls_ctx_unref(ctx);
+	ev_io_init(&r.io, reader_cb, du[0], EV_READ);
+	ev_io_start(loop, &r.io);
+	cli_init(&c, du[1], MBEDTLS_SSL_TRANSPORT_DATAGRAM);
+	CU_ASSERT_EQUAL(cli_handshake(loop, &c, 5), MBEDTLS_ERR_SSL_TIMEOUT);
+	CU_ASSERT(tls_pool_stats(r.pool)->hello_verify_sent >= 1);
+	CU_ASSERT(tls_pool_stats(r.pool)->refused_cap >= 1);
+	CU_ASSERT_EQUAL(tls_pool_stats(r.pool)->active, 0);
+	admit_ok = true;
+	CU_ASSERT_EQUAL(mbedtls_ssl_session_reset(&c.ssl), 0);
+	CU_ASSERT_EQUAL(cli_handshake(loop, &c, 5), 0);
+	cli_echo(loop, &c, "admitted", true);
+	CU_ASSERT_EQUAL(st.closed, 0); /* refused sessions never reach on_close */
+	cli_free(&c);
+	ev_io_stop(loop, &r.io);
+	tls_pool_free(r.pool);
+	tls_pool_free(tp);
+	CU_ASSERT_EQUAL(st.opened, 1);
+	CU_ASSERT_EQUAL(st.closed, 1);
+	close(du[0]);
+	ev_loop_destroy(loop);
+}
+
 /* SIGHUP-style reload: a new context for new sessions, old ones keep theirs. */
 static void test_reload(void)
 {
@@ -619,6 +684,7 @@ int main(void)
 	CU_add_test(s, "DTLS HelloVerifyRequest, handshake and echo", test_dtls_echo);
 	CU_add_test(s, "DTLS many peers on one socket, session cap", test_dtls_peers_and_cap);
 	CU_add_test(s, "DTLS handshake timeout, junk dropped", test_dtls_handshake_timeout);
+	CU_add_test(s, "admit callback refuses TLS and DTLS sessions", test_admit);
 	CU_add_test(s, "reload: new sessions new cert, old ones stay", test_reload);
 	CU_add_test(s, "handshake and idle timeouts, accept cap", test_timeouts_and_cap);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
