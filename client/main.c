@@ -40,7 +40,7 @@ static const char usage_text[] =
 	"      its delta, random). --lifetime also measures how long an idle binding\n"
 	"      lives (RFC 5780 s4.6), up to --lifetime-max seconds (default 60).\n"
 	"      Needs a server with two IP addresses and two ports (RFC 5780).\n"
-	"  listen ID [--expose HOST:PORT] [--relay auto|always|never]\n"
+	"  listen ID [--expose HOST:PORT] [--relay auto|always|never] [--predict SPEC]\n"
 	"      Register ID at the server (rendezvous) and accept connections to it,\n"
 	"      one at a time. Data goes to stdout and comes from stdin, or with\n"
 	"      --expose to and from a local UDP service that knows nothing of NATs.\n"
