@@ -30,6 +30,18 @@ static void set_if_empty(char *dst, size_t cap, const char *v)
 		snprintf(dst, cap, "%s", v);
 }
 
+/* "1.5" -> 1500; 0.05 to 600 s. */
+static int parse_seconds_ms(const char *val, unsigned *out)
+{
+	char *end;
+	double v = strtod(val, &end);
+
+	if (end == val || *end || v < 0.05 || v > 600)
+		return -ERANGE;
+	*out = (unsigned)(v * 1000.0 + 0.5);
+	return 0;
+}
+
 static int apply_key(struct settings *s, const char *key, const char *val)
 {
 	if (!strcmp(key, "server"))
@@ -38,6 +50,8 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 		set_if_empty(s->user, sizeof(s->user), val);
 	else if (!strcmp(key, "password"))
 		set_if_empty(s->password, sizeof(s->password), val);
+	else if (!strcmp(key, "relay-fallback"))
+		return parse_seconds_ms(val, &s->relay_fallback_ms);
 	else
 		return -EINVAL;
 	return 0;
@@ -62,9 +76,15 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	*eq = '\0';
 	val = trim(eq + 1);
 	key = trim(key);
-	if (apply_key(s, key, val) < 0) {
-		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password",
-			 path, lineno, key);
+	int r = apply_key(s, key, val);
+	if (r == -ERANGE) {
+		snprintf(err, cap, "%s:%d: %s takes seconds from 0.05 to 600 (e.g. 1.5), not \"%s\"",
+			 path, lineno, key, val);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password, "
+			 "relay-fallback", path, lineno, key);
 		return -EINVAL;
 	}
 	return 0;

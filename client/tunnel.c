@@ -15,6 +15,25 @@
 #include "turn_client.h"
 
 #define DATAGRAM_MAX 1400  /* what one stdin read becomes at most */
+#define MAX_FLOWS 64
+
+/* Every datagram between the peers carries a 2-byte flow header: 0xD0 |
+ * flow >> 8, flow & 0xFF (flow 0-4095). The first byte keeps data apart
+ * from STUN (0x00-0x03) and ChannelData (0x40-0x4F) on the shared socket
+ * (RFC 7983), and the flow lets several local clients (--local), each with
+ * its own source port, share one path: the --expose side gives each flow
+ * its own socket towards the service. stdin/stdout is flow 0. */
+#define FLOW_MARK 0xD0
+#define FLOW_HDR 2
+
+struct flow {
+	struct tunnel *tn;
+	uint16_t id;
+	bool used;
+	stun_sockaddr client;      /* --local: the local client's address */
+	int fd;                    /* --expose: a socket towards the service */
+	ev_io w;
+};
 
 struct tunnel {
 	const struct tunnel_opts *o;
@@ -32,9 +51,10 @@ struct tunnel {
 	ev_tstamp t0;
 	int exit_code;
 	bool in_eof;
-	int app_fd;                /* --expose / --local socket, -1: stdin/stdout */
-	stun_sockaddr app_peer;    /* --local: the last local client */
-	bool has_app_peer;
+	int app_fd;                /* --local socket, -1: none */
+	struct flow flows[MAX_FLOWS];
+	uint16_t next_flow;
+	uint64_t dropped;          /* datagrams without a flow header, unknown flows */
 	ev_io in, app;
 	ev_timer timeout, reap;
 	ev_signal sigint, sigterm;
@@ -162,15 +182,83 @@ static int remote_from_session(struct tunnel *tn, const struct rdv_session *s)
 
 /* ---- the data path ---- */
 
-static void app_out(struct tunnel *tn, const uint8_t *buf, size_t len)
+static int send_flow(struct tunnel *tn, uint16_t flow, const uint8_t *buf, size_t len)
 {
+	uint8_t out[FLOW_HDR + 65536];
+
+	if (!tn->ice || len > sizeof(out) - FLOW_HDR)
+		return -EINVAL;
+	out[0] = (uint8_t)(FLOW_MARK | (flow >> 8));
+	out[1] = (uint8_t)flow;
+	memcpy(out + FLOW_HDR, buf, len);
+	return ice_send(tn->ice, out, len + FLOW_HDR);
+}
+
+static void expose_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct flow *f = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(f->fd, f->tn->buf, sizeof(f->tn->buf), MSG_DONTWAIT);
+		if (n < 0)
+			return;
+		send_flow(f->tn, f->id, f->tn->buf, (size_t)n);
+	}
+}
+
+/* --expose: the flow's own socket towards the service (the service sees
+ * one source port per remote client). */
+static struct flow *expose_flow(struct tunnel *tn, uint16_t id)
+{
+	const stun_sockaddr *a = &tn->o->expose;
+	struct flow *free_slot = NULL;
+
+	for (int i = 0; i < MAX_FLOWS; i++) {
+		if (tn->flows[i].used && tn->flows[i].id == id)
+			return &tn->flows[i];
+		if (!tn->flows[i].used && !free_slot)
+			free_slot = &tn->flows[i];
+	}
+	if (!free_slot)
+		return NULL;
+	int fd = socket(stun_sockaddr_family(a), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, &a->sa, stun_sockaddr_len(a)) < 0) {
+		close(fd);
+		return NULL;
+	}
+	*free_slot = (struct flow){ .tn = tn, .id = id, .used = true, .fd = fd };
+	ev_io_init(&free_slot->w, expose_cb, fd, EV_READ);
+	free_slot->w.data = free_slot;
+	ev_io_start(tn->loop, &free_slot->w);
+	return free_slot;
+}
+
+static struct flow *local_flow_by_id(struct tunnel *tn, uint16_t id)
+{
+	for (int i = 0; i < MAX_FLOWS; i++)
+		if (tn->flows[i].used && tn->flows[i].id == id)
+			return &tn->flows[i];
+	return NULL;
+}
+
+static void app_out(struct tunnel *tn, uint16_t flow, const uint8_t *buf, size_t len)
+{
+	struct flow *f;
+
 	if (tn->o->has_expose) {
-		if (send(tn->app_fd, buf, len, 0) < 0 && tn->o->verbose)
-			fprintf(stderr, "natclient: --expose: %s\n", strerror(errno));
+		f = expose_flow(tn, flow);
+		if (!f || send(f->fd, buf, len, 0) < 0)
+			tn->dropped++;
 	} else if (tn->o->has_local) {
-		if (tn->has_app_peer)
-			sendto(tn->app_fd, buf, len, 0, &tn->app_peer.sa,
-			       stun_sockaddr_len(&tn->app_peer));
+		f = local_flow_by_id(tn, flow);
+		if (!f)
+			tn->dropped++;
+		else
+			sendto(tn->app_fd, buf, len, 0, &f->client.sa, stun_sockaddr_len(&f->client));
 	} else if (write(1, buf, len) < 0) {
 		fail(tn, "stdout: %s", strerror(errno));
 	}
@@ -179,9 +267,15 @@ static void app_out(struct tunnel *tn, const uint8_t *buf, size_t len)
 static void on_data(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
 		    void *arg)
 {
+	struct tunnel *tn = arg;
+
 	(void)ice;
 	(void)from;
-	app_out(arg, buf, len);
+	if (len < FLOW_HDR || (buf[0] & 0xF0) != FLOW_MARK) {
+		tn->dropped++;
+		return;
+	}
+	app_out(tn, (uint16_t)((buf[0] & 0x0F) << 8 | buf[1]), buf + FLOW_HDR, len - FLOW_HDR);
 }
 
 static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -195,7 +289,25 @@ static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
 		tn->in_eof = true;
 		return;
 	}
-	ice_send(tn->ice, tn->buf, (size_t)n);
+	send_flow(tn, 0, tn->buf, (size_t)n);
+}
+
+/* --local: one flow per client source address. */
+static struct flow *local_flow(struct tunnel *tn, const stun_sockaddr *from)
+{
+	struct flow *free_slot = NULL;
+
+	for (int i = 0; i < MAX_FLOWS; i++) {
+		if (tn->flows[i].used && stun_sockaddr_equal(&tn->flows[i].client, from))
+			return &tn->flows[i];
+		if (!tn->flows[i].used && !free_slot)
+			free_slot = &tn->flows[i];
+	}
+	if (!free_slot)
+		return NULL;
+	*free_slot = (struct flow){ .tn = tn, .used = true, .client = *from, .fd = -1,
+				    .id = (uint16_t)(1 + tn->next_flow++ % 4095) };
+	return free_slot;
 }
 
 static void app_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -210,26 +322,22 @@ static void app_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n = recvfrom(tn->app_fd, tn->buf, sizeof(tn->buf), MSG_DONTWAIT, &from.sa, &fl);
 		if (n < 0)
 			return;
-		if (tn->o->has_local) {
-			tn->app_peer = from;
-			tn->has_app_peer = true;
-		}
-		if (tn->ice)
-			ice_send(tn->ice, tn->buf, (size_t)n);
 		fl = sizeof(from);
+		struct flow *f = local_flow(tn, &from);
+		if (f && tn->ice)
+			send_flow(tn, f->id, tn->buf, (size_t)n);
 	}
 }
 
+/* --local: the bound socket local clients send to. */
 static int open_app(struct tunnel *tn)
 {
-	const stun_sockaddr *a = tn->o->has_expose ? &tn->o->expose : &tn->o->local;
+	const stun_sockaddr *a = &tn->o->local;
 	int fd = socket(stun_sockaddr_family(a), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -errno;
-	/* --expose: a connected socket to the service; --local: bound */
-	if ((tn->o->has_expose ? connect(fd, &a->sa, stun_sockaddr_len(a))
-			       : bind(fd, &a->sa, stun_sockaddr_len(a))) < 0) {
+	if (bind(fd, &a->sa, stun_sockaddr_len(a)) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;
@@ -269,7 +377,7 @@ static void on_connected(struct tunnel *tn)
 	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(l, r), addr_str(&l->addr, lb),
 	      addr_str(&r->addr, rb), ice_cand_type_str(l->type), ice_cand_type_str(r->type));
 	ev_timer_stop(tn->loop, &tn->timeout);
-	if (tn->app_fd < 0 && !tn->in_eof)
+	if (!tn->o->has_expose && !tn->o->has_local && !tn->in_eof)
 		ev_io_start(tn->loop, &tn->in);
 }
 
@@ -299,6 +407,7 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 {
 	struct ice_params p = { .controlling = controlling,
 				.tie_breaker = ice_tie_breaker_random(),
+				.relay_fallback_ms = tn->o->relay_fallback_ms,
 				.verbose = tn->o->verbose > 1 };
 	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = tn };
 	int err;
@@ -547,7 +656,7 @@ static int start(struct tunnel *tn)
 	if (err < 0)
 		return err;
 	rdv_client_set_other(tn->rdv, other_cb, tn);
-	if ((tn->o->has_expose || tn->o->has_local) && (err = open_app(tn)) < 0)
+	if (tn->o->has_local && (err = open_app(tn)) < 0)
 		return err;
 	err = gather(tn);
 	if (err < 0)
@@ -579,6 +688,12 @@ static void cleanup(struct tunnel *tn)
 	stun_client_free(tn->sc);
 	if (tn->app_fd >= 0)
 		close(tn->app_fd);
+	for (int i = 0; i < MAX_FLOWS; i++) {
+		if (tn->flows[i].used && tn->flows[i].fd >= 0) {
+			ev_io_stop(tn->loop, &tn->flows[i].w);
+			close(tn->flows[i].fd);
+		}
+	}
 }
 
 int tunnel_run(const struct tunnel_opts *o)

@@ -30,8 +30,10 @@ enum stun_class {
 	STUN_CLASS_ERROR = 3,
 };
 
-/* Methods (RFC 8489 s18.2, RFC 8656 s17, RFC 6062 s6.1). The rendezvous
- * methods of docs/PROTOCOL.md live in 0x800-0x80F (designated-expert range). */
+/* Methods (RFC 8489 s18.2, RFC 8656 s17, RFC 6062 s6.1). Methods are 12 bits
+ * on the wire but RFC 8489 s18.2 registers only 0x000-0x0FF (a larger one
+ * moves the first byte out of RFC 7983's STUN range). The rendezvous methods
+ * of docs/PROTOCOL.md are 0x0C0-0x0C4, in proto/rdv_proto.h. */
 enum stun_method {
 	STUN_METHOD_BINDING = 0x001,
 	STUN_METHOD_ALLOCATE = 0x003,

@@ -556,6 +556,10 @@ static const struct key keys[] = {
 	  "on", "Serve the rendezvous methods (docs/PROTOCOL.md)." },
 	{ "no-rendezvous", K_FLAG, false, false, set_not_bool, OFF(rendezvous), 0, 0, BOOLV,
 	  "off", "Same as rendezvous = off." },
+	{ "rendezvous-max-ids", K_VALUE, false, false, set_u32, OFF(rdv_max_ids), 1, 10000000,
+	  "a number 1-10000000", "10000", "IDs the rendezvous registry holds in total." },
+	{ "rendezvous-user-quota", K_VALUE, false, false, set_u32, OFF(rdv_user_quota), 1, 100000,
+	  "a number 1-100000", "16", "IDs one user may hold at once." },
 	{ "max-connections", K_VALUE, false, false, set_u32, OFF(max_connections), 1, 1000000,
 	  "a number 1-1000000", "10000", "Concurrent TCP/TLS connections (whole process)." },
 	{ "idle-timeout", K_VALUE, false, false, set_u32, OFF(idle_timeout), 1, 86400,
@@ -747,6 +751,8 @@ static void defaults(struct config *c)
 	c->max_port = 65535;
 	c->max_allocate_lifetime = 3600;
 	c->rendezvous = true;
+	c->rdv_max_ids = RDV_DEFAULT_MAX_IDS;
+	c->rdv_user_quota = RDV_DEFAULT_USER_QUOTA;
 	c->max_connections = 10000;
 	c->idle_timeout = 300;
 	c->rate_limit_redirect = 100;

@@ -18,6 +18,8 @@
 #define CFG_MAX_LISTEN 8
 #define CFG_MAX_RELAY 8
 #define CFG_ERR_MAX 512
+#define RDV_DEFAULT_MAX_IDS 10000   /* rendezvous-max-ids */
+#define RDV_DEFAULT_USER_QUOTA 16   /* rendezvous-user-quota */
 
 #define CFG_DEFAULT_PORT 3478
 #define CFG_DEFAULT_TLS_PORT 5349
@@ -53,6 +55,7 @@ struct config {
 	stun_sockaddr external_private; /* "external-ip = public/private" */
 	uint16_t min_port, max_port;
 	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited */
+	uint32_t rdv_max_ids, rdv_user_quota; /* rendezvous registry bounds */
 	uint32_t max_allocate_lifetime;   /* seconds, RFC 8656 s7.2 */
 	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
 	bool allow_loopback_peers;

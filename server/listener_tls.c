@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/tcp.h>
 
 #include "dispatch.h"
 #include "listener.h"
@@ -333,8 +334,12 @@ static void tls_accept_one(struct tls_listener *l, int fd, const stun_sockaddr *
 	struct tls_conn *c;
 	stun_sockaddr local = l->addr;
 	socklen_t ll = sizeof(local);
+	int one = 1;
 
 	getsockname(fd, &local.sa, &ll); /* exact even on a wildcard socket */
+	/* mbedTLS writes each handshake message as its own record: without
+	 * NODELAY, Nagle holds the second one for the peer's delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (tls_pool_accept(l->pool, fd, &peer->sa, plen, &s)) {
 		close(fd);
 		return;

@@ -114,9 +114,8 @@ int rdv_service_setup(struct stund_shared *sh, const struct config *cfg, char *e
 {
 	struct rdv_service *s = calloc(1, sizeof(*s));
 
-	(void)cfg;
 	if (s)
-		s->reg = rdv_registry_new(RDV_REG_MAX, RDV_REG_USER_QUOTA);
+		s->reg = rdv_registry_new(cfg->rdv_max_ids, cfg->rdv_user_quota);
 	if (!s || !s->reg) {
 		free(s);
 		snprintf(err, errlen, "rendezvous registry: out of memory");

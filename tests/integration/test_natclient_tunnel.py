@@ -1,7 +1,7 @@
 """natclient listen ID / connect ID against a real stund on loopback
 (rendezvous + TURN): data both ways through stdin/stdout over a direct path
 and over a forced relay, --expose to a real UDP echo service with --local
-on the other side, and the errors a person must understand: unknown ID,
+on the other side (two local clients sharing one path), and the errors a person must understand: unknown ID,
 wrong password, an ID taken by another user, a peer that died."""
 import json
 import os
@@ -113,6 +113,7 @@ def echo_service():
     s.bind(("127.0.0.1", 0))
     s.settimeout(0.2)
     stop = []
+    sources = set()
 
     def run():
         while not stop:
@@ -120,30 +121,38 @@ def echo_service():
                 data, addr = s.recvfrom(65535)
             except socket.timeout:
                 continue
+            sources.add(addr)
             s.sendto(b"echo:" + data, addr)
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    return s.getsockname()[1], stop
+    return s.getsockname()[1], stop, sources
 
 
 @test
 def expose_and_local_forward_udp():
-    port, stop = echo_service()
+    port, stop, sources = echo_service()
     pid = peer_id()
     lst = listen(pid, "--expose", "127.0.0.1:%d" % port)
     lport = harness.free_port()
     con = connect(pid, "--local", "127.0.0.1:%d" % lport)
     connected_event(con)
     connected_event(lst)
-    app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    app.bind(("127.0.0.1", 0))
-    app.settimeout(5)
+    # two NAT-oblivious clients, each from its own source port, share the
+    # one path; the service sees them as two clients (two source ports)
+    apps = []
+    for _ in range(2):
+        app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        app.bind(("127.0.0.1", 0))
+        app.settimeout(5)
+        apps.append(app)
     for i in range(5):
-        msg = b"datagram %d" % i
-        app.sendto(msg, ("127.0.0.1", lport))
-        data, src = app.recvfrom(65535)
-        assert data == b"echo:" + msg, data
-        assert src == ("127.0.0.1", lport), src
+        for k, app in enumerate(apps):
+            msg = b"client %d datagram %d" % (k, i)
+            app.sendto(msg, ("127.0.0.1", lport))
+            data, src = app.recvfrom(65535)
+            assert data == b"echo:" + msg, data
+            assert src == ("127.0.0.1", lport), src
+    assert len(sources) == 2, sources
     stop.append(1)
     con.stop()
     lst.stop()

@@ -520,6 +520,28 @@ def without_credentials_configured():
 
 
 @test
+def registry_bounds_from_config():
+    # rendezvous-user-quota and rendezvous-max-ids bound what one user and
+    # everyone together can make the server hold (486 / 508).
+    port = free_port()
+    s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
+              "realm = natkit.test\nuser = user1:pw-one\nuser = user2:pw-two\n"
+              "rendezvous-user-quota = 2\nrendezvous-max-ids = 3\n" % port)
+    a = TurnClient(("127.0.0.1", port), user="user1", password="pw-one", timeout=3.0)
+    b = TurnClient(("127.0.0.1", port), user="user2", password="pw-two", timeout=3.0)
+    try:
+        expect_ok(register(a, "q1"))
+        expect_ok(register(a, "q2"))
+        expect_err(register(a, "q3"), 486)
+        expect_ok(register(b, "q4"))
+        expect_err(register(b, "q5"), 508)
+    finally:
+        a.close()
+        b.close()
+        assert s.stop() == 0
+
+
+@test
 def rendezvous_off():
     port = free_port()
     s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"

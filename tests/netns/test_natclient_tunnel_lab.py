@@ -49,10 +49,10 @@ def natclient(lab, node, *args):
                 stdin=subprocess.PIPE)
 
 
-def session(lab, want_path):
+def session(lab, want_path, connect_args=()):
     lst = natclient(lab, "a", "listen", "lab-peer")
     lst.wait_line(r'"event":"registered"', timeout=15)
-    con = natclient(lab, "b", "connect", "lab-peer", "--timeout", "20")
+    con = natclient(lab, "b", *(list(connect_args) + ["connect", "lab-peer", "--timeout", "20"]))
     # the relay may carry the session first (relay fallback after 1.5 s)
     # while the hole punching goes on: wait for the path wanted
     pat = r'"event":"connected".*"path":"%s"' % want_path
@@ -72,11 +72,11 @@ def session(lab, want_path):
     return ce
 
 
-def lab_case(want_path, **kw):
+def lab_case(want_path, connect_args=(), **kw):
     with Lab(**kw) as lab:
         log = start_stund(lab)
         try:
-            return session(lab, want_path)
+            return session(lab, want_path, connect_args)
         finally:
             log.close()
 
@@ -93,6 +93,19 @@ def port_restricted_both_sides_direct():
 def symmetric_both_sides_relay():
     ce = lab_case("relay", site_a="symmetric-random", site_b="symmetric-random")
     assert "relay" in (ce["local_type"], ce["remote_type"]), ce
+    # the default relay fallback: 1.5 s of direct checks first
+    assert ce["ms"] >= 1400, ce
+
+
+@test
+def relay_fallback_is_configurable():
+    conf = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
+    conf.write("relay-fallback = 0.3\n")
+    conf.flush()
+    ce = lab_case("relay", ["--config", conf.name], site_a="symmetric-random",
+                  site_b="symmetric-sequential")
+    assert ce["ms"] < 1200, ce
+    conf.close()
 
 
 @test

@@ -61,12 +61,13 @@ static void test_config_file(void)
 	struct settings s = { 0 };
 	char err[512] = "";
 	char *p = write_tmp("# natclient\n server = 127.0.0.1:3478 \n\nuser=alice # me\n"
-			    "password = s3cret = yes\n");
+			    "password = s3cret = yes\nrelay-fallback = 2.5\n");
 
 	CU_ASSERT_EQUAL(settings_load_file(&s, p, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(s.server, "127.0.0.1:3478");
 	CU_ASSERT_STRING_EQUAL(s.user, "alice");
 	CU_ASSERT_STRING_EQUAL(s.password, "s3cret = yes");
+	CU_ASSERT_EQUAL(s.relay_fallback_ms, 2500);
 	unlink(p);
 
 	/* --server given first wins over the file */
@@ -91,6 +92,10 @@ static void test_config_errors(void)
 	p = write_tmp("just words\n");
 	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "key = value"));
+	unlink(p);
+	p = write_tmp("relay-fallback = soon\n");
+	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "0.05 to 600"));
 	unlink(p);
 	CU_ASSERT(settings_load_file(&s, "/nonexistent/natclient.conf", err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/natclient.conf"));
