@@ -12,6 +12,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "sockbuf.h"
 #include "turn_dispatch.h"
 
 /* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
@@ -296,6 +297,8 @@ int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,
 		u->fd = -1;
 		return -EINVAL;
 	}
+	sockbuf_apply(u->fd, w->cfg->udp_recv_buffer, w->cfg->udp_send_buffer,
+		      SOCKBUF_LISTENER);
 	open_tx_twin(u, la);
 	return 0;
 }
