@@ -22,8 +22,9 @@ static int make_auth(const struct config *cfg, struct auth_ctx **out, char *err,
 	struct auth_params p = { 0 };
 	int r;
 
-	/* RFC 8656 s7.2 item 1: without credentials configured, no auth */
-	if (!cfg->n_users && !cfg->n_secrets)
+	/* no credentials: requests are refused, or served with no-auth
+	 * (turn_service_set_auth) */
+	if (!config_has_credentials(cfg))
 		return 0;
 	creds = calloc(cfg->n_users ? cfg->n_users : 1, sizeof(*creds));
 	if (!creds)
@@ -119,6 +120,20 @@ static int make_policy(const struct stund_shared *sh, const struct config *cfg,
 	return r;
 }
 
+void turn_dispatch_auth_warning(const struct config *cfg)
+{
+	if (config_has_credentials(cfg))
+		return;
+	if (cfg->no_auth) {
+		log_msg(LOG_WARN, "no-auth: TURN and rendezvous requests are served WITHOUT "
+			"authentication: this is an open relay; use it on a closed test network only");
+		return;
+	}
+	log_msg(LOG_WARN, "no user, userdb or static-auth-secret configured: TURN and "
+		"rendezvous requests are refused with 403 (Binding is served); add "
+		"`user = NAME:PASSWORD` to the config, or set no-auth for an open relay");
+}
+
 int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
 			size_t errlen)
 {
@@ -161,7 +176,7 @@ int turn_dispatch_worker_start(struct worker *w)
 		log_msg(LOG_ERROR, "worker %d: TURN: %s", w->id, err);
 		return r;
 	}
-	turn_service_set_auth(w->turn, w->turn_auth);
+	turn_service_set_auth(w->turn, w->turn_auth, w->cfg->no_auth);
 	turn_service_set_filter(w->turn, w->turn_filter);
 	return 0;
 }
@@ -176,6 +191,7 @@ void turn_dispatch_worker_reload(struct worker *w)
 
 	if (!w->turn)
 		return;
+	turn_service_reload(w->turn, w->cfg);
 	if (make_policy(w->shared, w->cfg, &auth, &filter, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "worker %d: TURN keeps its credentials and peer policy: %s",
 			w->id, err);
@@ -183,7 +199,7 @@ void turn_dispatch_worker_reload(struct worker *w)
 	}
 	if (auth && w->turn_auth)
 		auth_ctx_keep_nonces(auth, w->turn_auth);
-	turn_service_set_auth(w->turn, auth);
+	turn_service_set_auth(w->turn, auth, w->cfg->no_auth);
 	turn_service_set_filter(w->turn, filter);
 	auth_ctx_free(w->turn_auth);
 	peer_filter_free(w->turn_filter);
@@ -217,8 +233,9 @@ static int link_of(struct worker *w, const struct stun_in *in, struct turn_link 
 	l->udp_fd = -1;
 	l->proto = in->tp == TP_UDP || in->tp == TP_DTLS ? IPPROTO_UDP : IPPROTO_TCP;
 	switch (in->tp) {
-	case TP_UDP:
-		l->udp_fd = w->udp[in->laddr].fd;
+	case TP_UDP: /* the send-only twin when there is one (listener_udp.c) */
+		l->udp_fd = w->udp[in->laddr].tx_fd >= 0 ? w->udp[in->laddr].tx_fd
+							 : w->udp[in->laddr].fd;
 		return 0;
 	case TP_TCP:
 		l->send = stream_send;

@@ -11,6 +11,9 @@
 #include "worker.h"
 
 /* Main thread, before the workers start / after they stopped. */
+/* Log (warn) when TURN and rendezvous are refused for want of credentials,
+ * or served without them (no-auth). At start and on reload. */
+void turn_dispatch_auth_warning(const struct config *cfg);
 int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
 			size_t errlen);
 void turn_dispatch_teardown(struct stund_shared *sh);

@@ -95,6 +95,30 @@ static bool tc_exists(struct turn_service *ts, struct turn_alloc *a, const stun_
 	return false;
 }
 
+/* RFC 6062 leaves the number of data connections open; we bound them per
+ * allocation, and those not yet bound (a peer's connection waits up to 30 s
+ * for its ConnectionBind, s5.3) more tightly. 0, or the limit reached. */
+static int tc_limit(struct turn_service *ts, struct turn_alloc *a)
+{
+	unsigned n = 0, pending = 0;
+
+	for (struct turn_tcp_conn *tc = ts->tcp_conns; tc; tc = tc->next) {
+		if (tc->a != a)
+			continue;
+		n++;
+		pending += tc->state != TC_BOUND;
+	}
+	if (n >= TURN_TCP_CONNS_PER_ALLOC) {
+		turn_count(&ts->ctr.limited[TL_TCP_CONNS_PER_ALLOC], 1);
+		return -ENOSPC;
+	}
+	if (pending >= TURN_TCP_PENDING_PER_ALLOC) {
+		turn_count(&ts->ctr.limited[TL_TCP_PENDING_PER_ALLOC], 1);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int buf_add(struct turn_tcp_conn *tc, const uint8_t *p, size_t n)
 {
 	uint8_t *nb;
@@ -353,6 +377,10 @@ static void relay_accept(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
+	if (tc_limit(ts, a)) {
+		close(fd);
+		return;
+	}
 	tc = tc_new(ts, a, fd, &peer, TC_PENDING);
 	if (!tc) {
 		close(fd);
@@ -428,6 +456,9 @@ int turn_tcp_connect(struct turn_req *r, struct turn_alloc *a)
 	/* forbidden by local policy: 403 */
 	if (turn_peer_check(r->ts, peer))
 		return STUN_ERR_FORBIDDEN;
+	/* too many data connections on this allocation: 508 */
+	if (tc_limit(r->ts, a))
+		return STUN_ERR_INSUFFICIENT_CAPACITY;
 	/* from the relayed transport address */
 	turn_addr_key_to_sa(&a->relayed[0], &local);
 	fd = tcp_socket(&local);
