@@ -251,7 +251,8 @@ static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
  * it, so the listening socket (watched by epoll) sees no write-space wakeup
  * per datagram sent. Connected to its own address, it never receives: the
  * kernel gives a connected UDP socket only its peer's datagrams and leaves
- * it out of the SO_REUSEPORT choice for the rest. Wildcard addresses keep
+ * it out of the SO_REUSEPORT choice for the rest (Linux >= 5.4; shown by
+ * tests/integration/test_udp_send_twin.py). Wildcard addresses keep
  * sending from the listening socket (connect() would pin a source).
  * Optional: on any failure the listening socket sends. */
 static void open_tx_twin(struct udp_listener *u, const struct laddr *la)

@@ -241,8 +241,9 @@ static int link_of(struct worker *w, const struct stun_in *in, struct turn_link 
 	l->udp_fd = -1;
 	l->proto = in->tp == TP_UDP || in->tp == TP_DTLS ? IPPROTO_UDP : IPPROTO_TCP;
 	switch (in->tp) {
-	case TP_UDP:
-		l->udp_fd = w->udp[in->laddr].fd;
+	case TP_UDP: /* the send-only twin when there is one (listener_udp.c) */
+		l->udp_fd = w->udp[in->laddr].tx_fd >= 0 ? w->udp[in->laddr].tx_fd
+							 : w->udp[in->laddr].fd;
 		return 0;
 	case TP_TCP:
 		l->send = stream_send;
