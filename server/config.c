@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "conf_line.h"
 #include "log.h"
 
 struct loader;
@@ -373,8 +374,6 @@ static int set_user(struct loader *L, const struct key *k, const char *v)
 	return user_line(L->c, v);
 }
 
-static char *trim(char *s);
-
 /* userdb: a file of "name:password" lines; '#' comments. */
 static int set_userdb(struct loader *L, const struct key *k, const char *v)
 {
@@ -388,12 +387,12 @@ static int set_userdb(struct loader *L, const struct key *k, const char *v)
 	if (!f)
 		return fail(L, k, "cannot read '%s': %s", v, strerror(errno));
 	while (!r && fgets(line, sizeof(line), f)) {
-		char *s = trim(line);
+		struct conf_line t;
 
 		n++;
-		if (!*s || *s == '#')
+		if (conf_line_split(line, CONF_LINE_WHOLE, &t) == CONF_LINE_BLANK)
 			continue;
-		r = user_line(L->c, s);
+		r = user_line(L->c, t.key);
 		if (r == -EINVAL)
 			r = fail(L, k, "%s:%d: expected name:password (value not shown)", v, n);
 	}
@@ -650,65 +649,20 @@ static bool overridden(const struct loader *L, const struct key *k)
 	return false;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
-/* Strip a comment: '#' at the start or after whitespace (so a password
- * may contain '#'). */
-static void strip_comment(char *s)
-{
-	for (char *p = s; *p; p++) {
-		if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
-			*p = 0;
-			return;
-		}
-	}
-}
-
-static void unquote(char **v)
-{
-	size_t n = strlen(*v);
-
-	if (n >= 2 && (**v == '"' || **v == '\'') && (*v)[n - 1] == **v) {
-		(*v)[n - 1] = 0;
-		(*v)++;
-	}
-}
-
-/* One line: "key", "key = value", "key=value" or "key value". */
+/* One line: "key", "key = value", "key=value" or "key value"; '#' starts
+ * a comment at the start or after whitespace (so a password may hold '#'). */
 static int parse_line(struct loader *L, char *line)
 {
-	char *s, *v = NULL;
-	size_t klen;
+	struct conf_line t;
 	const struct key *k;
+	char *v;
 
-	strip_comment(line);
-	s = trim(line);
-	if (!*s)
+	if (conf_line_split(line, CONF_LINE_HASH_WORD | CONF_LINE_UNQUOTE, &t) == CONF_LINE_BLANK)
 		return 0;
-	klen = strcspn(s, "= \t");
-	if (s[klen]) {
-		v = s + klen;
-		v += strspn(v, " \t");
-		if (*v == '=')
-			v++;
-		v = trim(v);
-		unquote(&v);
-	}
-	k = find_key(s, klen);
-	if (!k) {
-		s[klen] = 0;
-		return fail(L, NULL, "unknown key '%s' (stund --help lists the accepted keys)", s);
-	}
+	v = t.value;
+	k = find_key(t.key, strlen(t.key));
+	if (!k)
+		return fail(L, NULL, "unknown key '%s' (stund --help lists the accepted keys)", t.key);
 	if (k->kind == K_VALUE && (!v || !*v))
 		return fail(L, k, "needs a value: %s", k->accepts);
 	if (overridden(L, k))

@@ -1,5 +1,6 @@
 /* peer_filter: the relay's peer-address policy. See peer_filter.h. */
 #include "peer_filter.h"
+#include "conf_line.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -317,18 +318,6 @@ static void range_unmap(struct peer_range *r)
 	memset(r->hi + 4, 0, 12);
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 int peer_range_parse(const char *s, struct peer_range *r, const char **why)
 {
 	char buf[128], *t, *sep;
@@ -342,14 +331,14 @@ int peer_range_parse(const char *s, struct peer_range *r, const char **why)
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	t = trim(buf);
+	t = conf_line_trim(buf);
 	memset(r, 0, sizeof(*r));
 	if ((sep = strchr(t, '/'))) {
 		*sep = 0;
-		rc = range_cidr(r, trim(t), trim(sep + 1), why);
+		rc = range_cidr(r, conf_line_trim(t), conf_line_trim(sep + 1), why);
 	} else if ((sep = strchr(t, '-'))) {
 		*sep = 0;
-		rc = range_span(r, trim(t), trim(sep + 1), why);
+		rc = range_span(r, conf_line_trim(t), conf_line_trim(sep + 1), why);
 	} else {
 		rc = parse_addr(t, &r->family, r->lo) ? -EINVAL : 0;
 		memcpy(r->hi, r->lo, 16);
