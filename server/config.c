@@ -165,56 +165,6 @@ static int parse_ip_port(const char *v, stun_sockaddr *a)
 	return 0;
 }
 
-static const uint8_t *ip_bytes(const stun_sockaddr *a, size_t *len)
-{
-	if (a->sa.sa_family == AF_INET) {
-		*len = 4;
-		return (const uint8_t *)&a->in4.sin_addr;
-	}
-	*len = 16;
-	return (const uint8_t *)&a->in6.sin6_addr;
-}
-
-/* "IP", "IP-IP" or "IP/PREFIX" into a range. */
-static int parse_range(const char *v, struct cfg_ip_range *r)
-{
-	char lo[64], *sep;
-	const uint8_t *pa;
-	stun_sockaddr a, b;
-	size_t len = 0, blen = 0;
-	uint64_t prefix;
-
-	if (strlen(v) >= sizeof(lo))
-		return -EINVAL;
-	strcpy(lo, v);
-	sep = strpbrk(lo, "-/");
-	if (sep)
-		*sep = 0;
-	if (parse_ip(lo, &a))
-		return -EINVAL;
-	memset(r, 0, sizeof(*r));
-	r->family = a.sa.sa_family;
-	pa = ip_bytes(&a, &len);
-	memcpy(r->lo, pa, len);
-	memcpy(r->hi, r->lo, len);
-	if (!sep)
-		return 0;
-	if (v[sep - lo] == '-') {
-		if (parse_ip(sep + 1, &b) || b.sa.sa_family != a.sa.sa_family)
-			return -EINVAL;
-		pa = ip_bytes(&b, &blen);
-		memcpy(r->hi, pa, blen);
-		return memcmp(r->lo, r->hi, len) > 0 ? -EINVAL : 0;
-	}
-	if (parse_u64(sep + 1, 0, len * 8, &prefix))
-		return -EINVAL;
-	for (size_t bit = prefix; bit < len * 8; bit++) {
-		r->lo[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
-		r->hi[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
-	}
-	return 0;
-}
-
 static char *dup_or_null(const char *v)
 {
 	return strdup(v);
@@ -427,12 +377,17 @@ static int set_peer_range(struct loader *L, const struct key *k, const char *v)
 {
 	struct config *c = L->c;
 	bool denied = !strcmp(k->name, "denied-peer-ip");
-	struct cfg_ip_range **arr = denied ? &c->denied_peer : &c->allowed_peer;
+	struct peer_range **arr = denied ? &c->denied_peer : &c->allowed_peer;
 	size_t *n = denied ? &c->n_denied_peer : &c->n_allowed_peer;
-	struct cfg_ip_range r, *p;
+	struct peer_range r, *p;
+	const char *why;
 
-	if (parse_range(v, &r))
-		return -EINVAL;
+	if (peer_range_parse(v, &r, &why)) {
+		bool lists = strstr(why, "accepted") != NULL;
+
+		return fail(L, k, "'%s' is not accepted: %s%s%s", v, why,
+			    lists ? "" : "; expected ", lists ? "" : k->accepts);
+	}
 	p = realloc(*arr, (*n + 1) * sizeof(*p));
 	if (!p)
 		return -ENOMEM;

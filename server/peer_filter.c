@@ -231,9 +231,22 @@ static bool ranges_have(const struct peer_range *r, size_t n, const struct addr_
 	return false;
 }
 
+/* An IPv4 or IPv6 address; IPv6 may be written in brackets. */
 static int parse_addr(const char *s, int *family, uint8_t a[16])
 {
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
 	memset(a, 0, 16);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = 0;
+		s = buf;
+		if (inet_pton(AF_INET6, s, a) != 1)
+			return -EINVAL;
+		*family = AF_INET6;
+		return 0;
+	}
 	if (inet_pton(AF_INET, s, a) == 1) {
 		*family = AF_INET;
 		return 0;
