@@ -46,4 +46,8 @@ void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in);
 /* A stream connection is closing: its allocation goes too. */
 void turn_dispatch_conn_closed(struct stream_conn *c);
 
+/* After the current frame: move the connection to worker c->handoff_to - 1
+ * with that frame (a ConnectionBind for a CONNECTION-ID held there). */
+void turn_dispatch_handoff(struct stream_conn *c, const uint8_t *frame, size_t len);
+
 #endif

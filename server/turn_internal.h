@@ -32,6 +32,9 @@ enum turn_drop {
 	TD_BANDWIDTH, TD_SEND_ERROR, TD_TOO_BIG, TD_COUNT
 };
 
+/* A CONNECTION-ID's low byte names the worker holding it (tcp_handoff). */
+#define TURN_CONN_ID_WORKER_MASK 0xFFu
+
 /* What one allocation may make the server hold. */
 #define TURN_PER_ALLOC 64           /* permissions / channels per allocation */
 #define TURN_TCP_CONNS_PER_ALLOC 64 /* RFC 6062 data connections per allocation */
@@ -115,6 +118,7 @@ struct turn_service {
 	struct turn_counters ctr;
 	struct turn_tcp_conn *tcp_conns;   /* RFC 6062 peer data connections */
 	uint32_t next_conn_id;
+	uint8_t worker_id;                 /* in the low byte of CONNECTION-IDs */
 	struct auth_counters *auth_ctr;    /* owned */
 	void *peer_ctr;                    /* owned struct peer_counters */
 	/* the relay receive batch */

@@ -2,8 +2,8 @@
  * data connections opened by Connect (s5.2) or accepted from peers (s5.3),
  * ConnectionAttempt indications, and ConnectionBind (s5.4) which turns a
  * client's stream connection into a raw data connection spliced to its
- * peer. Connections are per worker: a ConnectionBind must reach the worker
- * that holds the allocation (always so with one worker). */
+ * peer. Connections are per worker: a ConnectionBind that reaches another
+ * worker is handed to the one named in its CONNECTION-ID (tcp_handoff.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -150,8 +150,9 @@ static struct turn_tcp_conn *tc_new(struct turn_service *ts, struct turn_alloc *
 	tc->fd = fd;
 	tc->peer = *peer;
 	tc->state = st;
+	/* the low byte names this worker (turn_dispatch.c hand_off) */
 	do
-		tc->id = ts->next_conn_id++;
+		tc->id = (ts->next_conn_id++ << 8) | ts->worker_id;
 	while (!tc->id || tc_find(ts, tc->id));
 	ev_io_init(&tc->rio, tc_readable, fd, EV_READ);
 	ev_io_init(&tc->wio, tc_writable, fd, EV_WRITE);
