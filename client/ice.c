@@ -40,6 +40,7 @@ struct ice {
 	struct ice_checklist cl;
 	struct ice_check checks[ICE_MAX_PAIRS];
 	bool use_cand_seen[ICE_MAX_PAIRS]; /* controlled: nominated by the peer */
+	stun_sockaddr mapped[ICE_MAX_PAIRS]; /* XOR-MAPPED-ADDRESS of the pair's check */
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
@@ -382,6 +383,8 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 	}
 	ice->st.checks_ok++;
 	ice_checklist_result(&ice->cl, idx, true);
+	if (stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS))
+		ice->mapped[idx] = r->msg->xor_mapped; /* for predict_probe_selected() */
 	if (ck->nominating || (!ice->cl.controlling && ice->use_cand_seen[idx])) {
 		select_pair(ice, idx);
 		return;
@@ -605,8 +608,14 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 			select_pair(ice, (unsigned)idx);
 		return;
 	}
-	if (p->state != ICE_PAIR_IN_PROGRESS &&
-	    (ice->state == ICE_CHECKING || (ice->state == ICE_CONNECTED && upgrading(ice)))) {
+	/* s7.3.1.4: an In-Progress pair's check is cancelled and triggered
+	 * anew (its first attempt may have died at the peer's NAT before the
+	 * peer's own check opened it; waiting for the RTO costs seconds) */
+	bool checking = ice->state == ICE_CHECKING ||
+			(ice->state == ICE_CONNECTED && upgrading(ice));
+	if (p->state == ICE_PAIR_IN_PROGRESS && !ice->checks[idx].nominating && checking)
+		p->state = ICE_PAIR_WAITING;
+	if (p->state != ICE_PAIR_IN_PROGRESS && checking) {
 		ice->st.triggered++;
 		ice_checklist_trigger(&ice->cl, (unsigned)idx);
 	}
@@ -887,6 +896,13 @@ const struct ice_cand *ice_selected_local(const struct ice *ice)
 const struct ice_cand *ice_selected_remote(const struct ice *ice)
 {
 	return ice->selected < 0 ? NULL : &ice->cl.remote[ice->cl.pairs[ice->selected].remote];
+}
+
+const stun_sockaddr *ice_selected_mapped(const struct ice *ice)
+{
+	if (ice->selected < 0 || !ice->mapped[ice->selected].sa.sa_family)
+		return NULL;
+	return &ice->mapped[ice->selected];
 }
 
 const struct ice_checklist *ice_get_checklist(const struct ice *ice)
