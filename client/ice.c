@@ -611,10 +611,11 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	/* s7.3.1.4: an In-Progress pair's check is cancelled and triggered
 	 * anew (its first attempt may have died at the peer's NAT before the
 	 * peer's own check opened it; waiting for the RTO costs seconds) */
-	if (p->state == ICE_PAIR_IN_PROGRESS && !ice->checks[idx].nominating)
+	bool checking = ice->state == ICE_CHECKING ||
+			(ice->state == ICE_CONNECTED && upgrading(ice));
+	if (p->state == ICE_PAIR_IN_PROGRESS && !ice->checks[idx].nominating && checking)
 		p->state = ICE_PAIR_WAITING;
-	if (p->state != ICE_PAIR_IN_PROGRESS &&
-	    (ice->state == ICE_CHECKING || (ice->state == ICE_CONNECTED && upgrading(ice)))) {
+	if (p->state != ICE_PAIR_IN_PROGRESS && checking) {
 		ice->st.triggered++;
 		ice_checklist_trigger(&ice->cl, (unsigned)idx);
 	}
