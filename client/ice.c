@@ -43,6 +43,7 @@ struct ice {
 	/* s7.3.1.4: a cancelled check still waiting for its response */
 	struct ice_check quiet[ICE_MAX_PAIRS];
 	bool use_cand_seen[ICE_MAX_PAIRS]; /* controlled: nominated by the peer */
+	stun_sockaddr mapped[ICE_MAX_PAIRS]; /* XOR-MAPPED-ADDRESS of the pair's check */
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
@@ -385,6 +386,8 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 	}
 	ice->st.checks_ok++;
 	ice_checklist_result(&ice->cl, idx, true);
+	if (stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS))
+		ice->mapped[idx] = r->msg->xor_mapped; /* for predict_probe_selected() */
 	if (ck->nominating || (!ice->cl.controlling && ice->use_cand_seen[idx])) {
 		select_pair(ice, idx);
 		return;
@@ -637,7 +640,7 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	/* s7.3.1.4: an In-Progress pair gets a new check now rather than
 	 * waiting for the retransmission of its first one (lost e.g. on a
 	 * relay before the peer's permission); the old transaction is
-	 * cancelled (a late answer to it is ignored: the new one counts) */
+	 * cancelled but still heard (quiet_check) */
 	if (ice_checklist_trigger(&ice->cl, (unsigned)idx))
 		quiet_check(ice, (unsigned)idx);
 }
@@ -921,6 +924,13 @@ const struct ice_cand *ice_selected_local(const struct ice *ice)
 const struct ice_cand *ice_selected_remote(const struct ice *ice)
 {
 	return ice->selected < 0 ? NULL : &ice->cl.remote[ice->cl.pairs[ice->selected].remote];
+}
+
+const stun_sockaddr *ice_selected_mapped(const struct ice *ice)
+{
+	if (ice->selected < 0 || !ice->mapped[ice->selected].sa.sa_family)
+		return NULL;
+	return &ice->mapped[ice->selected];
 }
 
 const struct ice_checklist *ice_get_checklist(const struct ice *ice)

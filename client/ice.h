@@ -105,6 +105,9 @@ bool ice_pair_is_relayed(const struct ice *ice, unsigned idx);
 /* The selected pair's candidates (NULL before CONNECTED). */
 const struct ice_cand *ice_selected_local(const struct ice *ice);
 const struct ice_cand *ice_selected_remote(const struct ice *ice);
+/* Our address on the selected pair as the peer saw it (the
+ * XOR-MAPPED-ADDRESS of our successful check on it), or NULL. */
+const stun_sockaddr *ice_selected_mapped(const struct ice *ice);
 const struct ice_checklist *ice_get_checklist(const struct ice *ice);
 
 struct ice_stats {

@@ -40,7 +40,7 @@ static const char usage_text[] =
 	"      its delta, random). --lifetime also measures how long an idle binding\n"
 	"      lives (RFC 5780 s4.6), up to --lifetime-max seconds (default 60).\n"
 	"      Needs a server with two IP addresses and two ports (RFC 5780).\n"
-	"  listen ID [--expose HOST:PORT] [--relay auto|always|never]\n"
+	"  listen ID [--expose HOST:PORT] [--relay auto|always|never] [--predict SPEC]\n"
 	"      Register ID at the server (rendezvous) and accept connections to it,\n"
 	"      one at a time. Data goes to stdout and comes from stdin, or with\n"
 	"      --expose to and from a local UDP service that knows nothing of NATs.\n"
@@ -51,6 +51,10 @@ static const char usage_text[] =
 	"      checks (RFC 8445) pick the path; consent checks (RFC 7675) keep it.\n"
 	"      --local binds a local UDP port whose datagrams go to the peer.\n"
 	"      Exits 1 with the reason if no path opens within --timeout (30 s).\n"
+	"      --predict off|KEY=N,... (listen too): symmetric NATs with sequential\n"
+	"      ports offer a window of predicted candidates: window=8 (1-10), ttl=0\n"
+	"      (low-TTL datagrams that open the local NAT only; 2 in a one-hop lab),\n"
+	"      sockets=64, pps=200, packets=2000 (birthday bounds), seconds=5.\n"
 	"      Progress goes to stderr (with --json: one JSON object per line, e.g.\n"
 	"      {\"event\":\"connected\",\"path\":\"direct\",...,\"ms\":42}).\n"
 	"  relay PEER_HOST:PORT [--channel] [--lifetime SECONDS] [--refresh SECONDS]\n"
@@ -327,6 +331,11 @@ static int parse_tunnel_args(const struct cli *cli, struct tunnel_opts *o)
 			ok = parse_relay(cli->argv[++i], &o->relay) == 0;
 			if (!ok)
 				usage_error("--relay takes auto, always or never, not %s", cli->argv[i]);
+		} else if (!strcmp(a, "--predict") && ok) {
+			char err[160];
+			ok = predict_opts_parse(&o->predict, cli->argv[++i], err, sizeof(err)) == 0;
+			if (!ok)
+				usage_error("%s", err);
 		} else if (!listen && !strcmp(a, "--timeout") && ok) {
 			unsigned t = 30;
 			ok = parse_uint(cli->argv[++i], 1, 86400, &t) == 0;

@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "ice.h"
+#include "predict_probe.h"
 #include "rendezvous_client.h"
 #include "stun_client.h"
 #include "turn_client.h"
@@ -48,6 +49,10 @@ struct tunnel {
 	struct ice_creds creds;
 	stun_sockaddr srflx;
 	bool has_srflx, srflx_done;
+	stun_sockaddr other;       /* the server's OTHER-ADDRESS (RFC 5780) */
+	bool has_other;
+	struct predict_opts popts;
+	struct predict_probe probe;
 	ev_tstamp t0;
 	int exit_code;
 	bool in_eof;
@@ -351,11 +356,11 @@ static int open_app(struct tunnel *tn)
 
 /* ---- ICE ---- */
 
-static const char *path_of(const struct ice_cand *l, const struct ice_cand *r)
+static const char *path_of(struct ice *ice, const struct ice_cand *l, const struct ice_cand *r)
 {
 	if (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY)
 		return "relay";
-	return r->type == ICE_CAND_PREDICTED ? "predicted" : "direct";
+	return predict_probe_selected(ice) ? "predicted" : "direct";
 }
 
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -374,8 +379,9 @@ static void on_connected(struct tunnel *tn)
 	char lb[64], rb[64];
 
 	event(tn, "connected", "\"path\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
-	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(l, r), addr_str(&l->addr, lb),
-	      addr_str(&r->addr, rb), ice_cand_type_str(l->type), ice_cand_type_str(r->type));
+	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(tn->ice, l, r),
+	      addr_str(&l->addr, lb), addr_str(&r->addr, rb), ice_cand_type_str(l->type),
+	      ice_cand_type_str(r->type));
 	ev_timer_stop(tn->loop, &tn->timeout);
 	if (!tn->o->has_expose && !tn->o->has_local && !tn->in_eof)
 		ev_io_start(tn->loop, &tn->in);
@@ -425,6 +431,7 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 			c.server = tn->o->server;
 			ice_cand_finish(&c, 65535);
 			ice_add_local(tn->ice, &c);
+			predict_probe_add(&tn->probe, tn->ice, &tn->srflx, &tn->o->server, &tn->popts);
 		}
 	}
 	if (tn->turn && turn_client_is_allocated(tn->turn))
@@ -494,6 +501,25 @@ static void binding_cb(struct stun_client *c, const struct stun_txn_result *r, v
 		tn->srflx = r->msg->xor_mapped;
 		tn->has_srflx = true;
 	}
+	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_OTHER_ADDRESS)) {
+		tn->other = r->msg->other_address;
+		tn->has_other = true;
+	}
+}
+
+/* Symmetric NATs: how the NAT allocates ports, for predicted candidates. */
+static void probe(struct tunnel *tn)
+{
+	const struct predict_probe *p = &tn->probe;
+
+	if (!tn->popts.enabled || !tn->has_other || tn->o->relay == TUNNEL_RELAY_ALWAYS)
+		return;
+	if (predict_probe_run(&tn->probe, tn->sc, &tn->other,
+			      ntohs(tn->srflx.sa.sa_family == AF_INET6 ? tn->srflx.in6.sin6_port
+							       : tn->srflx.in4.sin_port)) < 0)
+		return;
+	event(tn, "allocation", "\"pattern\":\"%s\",\"ports\":[%u,%u],\"delta\":%d",
+	      predict_alloc_str(p->alloc), p->first, p->last, p->delta);
 }
 
 static int gather(struct tunnel *tn)
@@ -521,6 +547,7 @@ static int gather(struct tunnel *tn)
 		ev_run(tn->loop, EVRUN_ONCE);
 	if (!tn->has_srflx)
 		return -EHOSTUNREACH;
+	probe(tn);
 	if (tn->turn_status == -EACCES) {
 		fail(tn, "the server rejected user \"%s\" (401): check user and password "
 		     "(--config FILE, NATCLIENT_USER, NATCLIENT_PASSWORD)", tn->cred.user);
@@ -573,7 +600,12 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		fail(tn, "%s", rdv_reason(tn, r));
 		return;
 	}
-	if (remote_from_session(tn, r->answer) < 0 || ice_start(tn->ice) < 0) {
+	if (remote_from_session(tn, r->answer) < 0) {
+		fail(tn, "%s", "the peer's answer has no usable candidate");
+		return;
+	}
+	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
+	if (ice_start(tn->ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
@@ -602,6 +634,7 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 	session_make(tn, &answer);
 	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
 	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
+	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
 	ice_start(tn->ice);
 	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
 }
@@ -709,6 +742,9 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->exit_code = -1;
 	tn->app_fd = -1;
 	stun_cred_init(&tn->cred, o->user, o->password);
+	tn->popts = o->predict;
+	if (!tn->popts.window)
+		predict_opts_default(&tn->popts);
 	ev_io_init(&tn->in, stdin_cb, 0, EV_READ);
 	tn->in.data = tn;
 	ev_timer_init(&tn->timeout, timeout_cb, o->timeout_s > 0 ? o->timeout_s : 30., 0.);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "predict.h"
 #include "stun_msg.h"
 
 enum tunnel_role { TUNNEL_LISTEN, TUNNEL_CONNECT };
@@ -27,6 +28,7 @@ struct tunnel_opts {
 	stun_sockaddr expose;
 	bool has_local;            /* connect --local HOST:PORT */
 	stun_sockaddr local;
+	struct predict_opts predict; /* --predict; all zero: the defaults */
 	bool json;
 	int verbose;
 };

@@ -5,56 +5,72 @@
 #include <string.h>
 
 #define F(field) ((uint16_t)offsetof(struct stun_msg, field))
-#define ROW(t, lo, hi, k, field, nm) \
-	{ STUN_ATTR_##t, lo, hi, STUN_AK_##k, 0, F(field), 0, nm }
-#define LIST(t, field, cnt, cp, nm) \
-	{ STUN_ATTR_##t, 8, 20, STUN_AK_XADDR_LIST, cp, F(field), F(cnt), nm }
 
-/* Sorted by type (binary search). Bounds: RFC 8489 s14, RFC 8656 s18,
- * RFC 5780 s7, RFC 8445 s16.1, RFC 6062 s6.2. Text attributes allow the
- * decoded maximum the RFCs give (763 bytes for 128 characters); USERNAME
- * keeps RFC 5389's 512 so older clients are not refused. */
-static const struct stun_attr_def attr_table[] = {
-	ROW(MAPPED_ADDRESS, 8, 20, ADDR, mapped, "MAPPED-ADDRESS"),
-	ROW(CHANGE_REQUEST, 4, 4, U32, change_request, "CHANGE-REQUEST"),
-	ROW(USERNAME, 0, 512, BYTES, username, "USERNAME"),
-	ROW(MESSAGE_INTEGRITY, 20, 20, BYTES, mi, "MESSAGE-INTEGRITY"),
-	ROW(ERROR_CODE, 4, 767, ERROR, error, "ERROR-CODE"),
-	ROW(UNKNOWN_ATTRIBUTES, 0, 65535, UNKNOWN, unknown_attrs, "UNKNOWN-ATTRIBUTES"),
-	ROW(CHANNEL_NUMBER, 4, 4, U16, channel_number, "CHANNEL-NUMBER"),
-	ROW(LIFETIME, 4, 4, U32, lifetime, "LIFETIME"),
-	LIST(XOR_PEER_ADDRESS, xor_peer, n_xor_peer, STUN_MAX_PEER_ADDRS, "XOR-PEER-ADDRESS"),
-	ROW(DATA, 0, 65535, BYTES, data, "DATA"),
-	ROW(REALM, 0, 763, BYTES, realm, "REALM"),
-	ROW(NONCE, 0, 763, BYTES, nonce, "NONCE"),
-	LIST(XOR_RELAYED_ADDRESS, xor_relayed, n_xor_relayed, STUN_MAX_RELAYED_ADDRS, "XOR-RELAYED-ADDRESS"),
-	ROW(REQUESTED_ADDRESS_FAMILY, 4, 4, U8, requested_family, "REQUESTED-ADDRESS-FAMILY"),
-	ROW(EVEN_PORT, 1, 1, EVEN_PORT, even_port_reserve, "EVEN-PORT"),
-	ROW(REQUESTED_TRANSPORT, 4, 4, U8, requested_transport, "REQUESTED-TRANSPORT"),
-	ROW(DONT_FRAGMENT, 0, 0, FLAG, present, "DONT-FRAGMENT"),
-	ROW(MESSAGE_INTEGRITY_SHA256, 16, 32, BYTES, mi256, "MESSAGE-INTEGRITY-SHA256"),
-	ROW(PASSWORD_ALGORITHM, 4, 516, PW_ALG, pw_alg, "PASSWORD-ALGORITHM"),
-	ROW(USERHASH, 32, 32, BYTES, userhash, "USERHASH"),
-	ROW(XOR_MAPPED_ADDRESS, 8, 20, XADDR, xor_mapped, "XOR-MAPPED-ADDRESS"),
-	ROW(RESERVATION_TOKEN, 8, 8, U64, reservation_token, "RESERVATION-TOKEN"),
-	ROW(PRIORITY, 4, 4, U32, priority, "PRIORITY"),
-	ROW(USE_CANDIDATE, 0, 0, FLAG, present, "USE-CANDIDATE"),
-	ROW(PADDING, 0, 65535, BYTES, padding, "PADDING"),
-	ROW(RESPONSE_PORT, 2, 4, U16, response_port, "RESPONSE-PORT"),
-	ROW(CONNECTION_ID, 4, 4, U32, connection_id, "CONNECTION-ID"),
-	ROW(ADDITIONAL_ADDRESS_FAMILY, 4, 4, U8, additional_family, "ADDITIONAL-ADDRESS-FAMILY"),
-	ROW(ADDRESS_ERROR_CODE, 4, 767, ADDR_ERROR, address_error, "ADDRESS-ERROR-CODE"),
-	ROW(PASSWORD_ALGORITHMS, 0, 65535, PW_ALGS, pw_algs, "PASSWORD-ALGORITHMS"),
-	ROW(ALTERNATE_DOMAIN, 0, 255, BYTES, alternate_domain, "ALTERNATE-DOMAIN"),
-	ROW(ICMP, 8, 8, ICMP, icmp_type, "ICMP"),
-	ROW(SOFTWARE, 0, 763, BYTES, software, "SOFTWARE"),
-	ROW(ALTERNATE_SERVER, 8, 20, ADDR, alternate_server, "ALTERNATE-SERVER"),
-	ROW(FINGERPRINT, 4, 4, U32, fingerprint, "FINGERPRINT"),
-	ROW(ICE_CONTROLLED, 8, 8, U64, ice_controlled, "ICE-CONTROLLED"),
-	ROW(ICE_CONTROLLING, 8, 8, U64, ice_controlling, "ICE-CONTROLLING"),
-	ROW(RESPONSE_ORIGIN, 8, 20, ADDR, response_origin, "RESPONSE-ORIGIN"),
-	ROW(OTHER_ADDRESS, 8, 20, ADDR, other_address, "OTHER-ADDRESS"),
-};
+/* Every known attribute, once, sorted by type. Bounds: RFC 8489 s14,
+ * RFC 8656 s18, RFC 5780 s7, RFC 8445 s16.1, RFC 6062 s6.2. Text
+ * attributes allow the decoded maximum the RFCs give (763 bytes for 128
+ * characters); USERNAME keeps RFC 5389's 512 so older clients are not
+ * refused. R = a row, L = a list of XOR'ed addresses. */
+#define ATTR_ROWS(R, L) \
+	R(MAPPED_ADDRESS, 8, 20, ADDR, mapped, "MAPPED-ADDRESS") \
+	R(CHANGE_REQUEST, 4, 4, U32, change_request, "CHANGE-REQUEST") \
+	R(USERNAME, 0, 512, BYTES, username, "USERNAME") \
+	R(MESSAGE_INTEGRITY, 20, 20, BYTES, mi, "MESSAGE-INTEGRITY") \
+	R(ERROR_CODE, 4, 767, ERROR, error, "ERROR-CODE") \
+	R(UNKNOWN_ATTRIBUTES, 0, 65535, UNKNOWN, unknown_attrs, "UNKNOWN-ATTRIBUTES") \
+	R(CHANNEL_NUMBER, 4, 4, U16, channel_number, "CHANNEL-NUMBER") \
+	R(LIFETIME, 4, 4, U32, lifetime, "LIFETIME") \
+	L(XOR_PEER_ADDRESS, xor_peer, n_xor_peer, STUN_MAX_PEER_ADDRS, "XOR-PEER-ADDRESS") \
+	R(DATA, 0, 65535, BYTES, data, "DATA") \
+	R(REALM, 0, 763, BYTES, realm, "REALM") \
+	R(NONCE, 0, 763, BYTES, nonce, "NONCE") \
+	L(XOR_RELAYED_ADDRESS, xor_relayed, n_xor_relayed, STUN_MAX_RELAYED_ADDRS, "XOR-RELAYED-ADDRESS") \
+	R(REQUESTED_ADDRESS_FAMILY, 4, 4, U8, requested_family, "REQUESTED-ADDRESS-FAMILY") \
+	R(EVEN_PORT, 1, 1, EVEN_PORT, even_port_reserve, "EVEN-PORT") \
+	R(REQUESTED_TRANSPORT, 4, 4, U8, requested_transport, "REQUESTED-TRANSPORT") \
+	R(DONT_FRAGMENT, 0, 0, FLAG, present, "DONT-FRAGMENT") \
+	R(MESSAGE_INTEGRITY_SHA256, 16, 32, BYTES, mi256, "MESSAGE-INTEGRITY-SHA256") \
+	R(PASSWORD_ALGORITHM, 4, 516, PW_ALG, pw_alg, "PASSWORD-ALGORITHM") \
+	R(USERHASH, 32, 32, BYTES, userhash, "USERHASH") \
+	R(XOR_MAPPED_ADDRESS, 8, 20, XADDR, xor_mapped, "XOR-MAPPED-ADDRESS") \
+	R(RESERVATION_TOKEN, 8, 8, U64, reservation_token, "RESERVATION-TOKEN") \
+	R(PRIORITY, 4, 4, U32, priority, "PRIORITY") \
+	R(USE_CANDIDATE, 0, 0, FLAG, present, "USE-CANDIDATE") \
+	R(PADDING, 0, 65535, BYTES, padding, "PADDING") \
+	R(RESPONSE_PORT, 2, 4, U16, response_port, "RESPONSE-PORT") \
+	R(CONNECTION_ID, 4, 4, U32, connection_id, "CONNECTION-ID") \
+	R(ADDITIONAL_ADDRESS_FAMILY, 4, 4, U8, additional_family, "ADDITIONAL-ADDRESS-FAMILY") \
+	R(ADDRESS_ERROR_CODE, 4, 767, ADDR_ERROR, address_error, "ADDRESS-ERROR-CODE") \
+	R(PASSWORD_ALGORITHMS, 0, 65535, PW_ALGS, pw_algs, "PASSWORD-ALGORITHMS") \
+	R(ALTERNATE_DOMAIN, 0, 255, BYTES, alternate_domain, "ALTERNATE-DOMAIN") \
+	R(ICMP, 8, 8, ICMP, icmp_type, "ICMP") \
+	R(SOFTWARE, 0, 763, BYTES, software, "SOFTWARE") \
+	R(ALTERNATE_SERVER, 8, 20, ADDR, alternate_server, "ALTERNATE-SERVER") \
+	R(FINGERPRINT, 4, 4, U32, fingerprint, "FINGERPRINT") \
+	R(ICE_CONTROLLED, 8, 8, U64, ice_controlled, "ICE-CONTROLLED") \
+	R(ICE_CONTROLLING, 8, 8, U64, ice_controlling, "ICE-CONTROLLING") \
+	R(RESPONSE_ORIGIN, 8, 20, ADDR, response_origin, "RESPONSE-ORIGIN") \
+	R(OTHER_ADDRESS, 8, 20, ADDR, other_address, "OTHER-ADDRESS")
+
+#define ROW(t, lo, hi, k, field, nm) \
+	{ STUN_ATTR_##t, lo, hi, STUN_AK_##k, 0, F(field), 0, nm },
+#define LIST(t, field, cnt, cp, nm) \
+	{ STUN_ATTR_##t, 8, 20, STUN_AK_XADDR_LIST, cp, F(field), F(cnt), nm },
+static const struct stun_attr_def attr_table[] = { ATTR_ROWS(ROW, LIST) };
+
+/* Direct lookup instead of a search, since it runs for every attribute
+ * parsed and every stun_msg_has(): the known types all lie in 0x0000-0x003F
+ * and 0x8000-0x803F, so (bit 15, low 6 bits) is a 7-bit slot holding the
+ * row index + 1. Two types in one slot fail the build (-Woverride-init),
+ * as does a type outside the two ranges. */
+#define SLOT_OUTSIDE 0x7FC0u
+#define SLOT(type) ((((type) >> 9) & 0x40u) | ((type) & 0x3Fu))
+#define ROW_IDX(t, ...) IDX_##t,
+enum attr_idx { ATTR_ROWS(ROW_IDX, ROW_IDX) IDX__COUNT };
+#define ROW_SLOT(t, ...) [SLOT(STUN_ATTR_##t)] = IDX_##t + 1,
+static const uint8_t attr_slot[128] = { ATTR_ROWS(ROW_SLOT, ROW_SLOT) };
+#define ROW_RANGE(t, ...) && !(STUN_ATTR_##t & SLOT_OUTSIDE)
+_Static_assert(1 ATTR_ROWS(ROW_RANGE, ROW_RANGE), "an attribute type outside the slot ranges");
 
 #define N_ATTRS (sizeof(attr_table) / sizeof(attr_table[0]))
 _Static_assert(N_ATTRS <= 64, "stun_msg.present has 64 bits");
@@ -76,19 +92,16 @@ unsigned stun_attr_bit(const struct stun_attr_def *d)
 
 const struct stun_attr_def *stun_attr_find(uint16_t type)
 {
-	size_t lo = 0, hi = N_ATTRS;
+	const struct stun_attr_def *d;
+	unsigned i;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (attr_table[mid].type == type)
-			return &attr_table[mid];
-		if (attr_table[mid].type < type)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (type & SLOT_OUTSIDE)
+		return NULL;
+	i = attr_slot[SLOT(type)];
+	if (!i)
+		return NULL;
+	d = &attr_table[i - 1];
+	return d->type == type ? d : NULL;
 }
 
 /* ---- decoding ---- */

@@ -77,7 +77,8 @@ static uint8_t *attr_begin(struct stun_builder *b, uint16_t type, size_t len, ui
 	p = b->buf + b->len;
 	stun_put16(p, type);
 	stun_put16(p + 2, (uint16_t)len);
-	memset(p + 4 + len, pad, padded - len);
+	for (size_t i = 4 + len; i < 4 + padded; i++) /* 0-3 bytes: no memset call */
+		p[i] = pad;
 	b->len += 4 + padded;
 	stun_put16(b->buf + 2, (uint16_t)(b->len - STUN_HDR_LEN));
 	return p + 4;
@@ -152,28 +153,33 @@ void stun_build_u64(struct stun_builder *b, uint16_t type, uint64_t v)
 	stun_build_bytes(b, type, val, 8);
 }
 
-/* RFC 8489 s14.1/s14.2; xk is the cookie+tid to XOR with, or NULL. */
+/* RFC 8489 s14.1/s14.2; xk is the cookie+tid to XOR with, or NULL.
+ * Written in place (this runs for every Binding answer). */
 static void put_addr(struct stun_builder *b, uint16_t type, const stun_sockaddr *a,
 		     const uint8_t *xk)
 {
-	uint8_t val[20];
+	bool v4 = a && a->sa.sa_family == AF_INET;
 	const uint8_t *ip;
-	uint16_t port;
 	size_t n, i;
+	uint16_t port;
+	uint8_t *p;
 
-	if (!a || (a->sa.sa_family != AF_INET && a->sa.sa_family != AF_INET6)) {
+	if (!a || (!v4 && a->sa.sa_family != AF_INET6)) {
 		fail(b, STUN_E_ARG);
 		return;
 	}
-	n = a->sa.sa_family == AF_INET ? 4 : 16;
-	ip = n == 4 ? (const uint8_t *)&a->in4.sin_addr : (const uint8_t *)&a->in6.sin6_addr;
-	port = stun_sockaddr_port(a);
-	val[0] = 0;
-	val[1] = n == 4 ? STUN_FAMILY_IPV4 : STUN_FAMILY_IPV6;
-	stun_put16(val + 2, xk ? port ^ (uint16_t)(STUN_MAGIC_COOKIE >> 16) : port);
-	for (i = 0; i < n; i++)
-		val[4 + i] = xk ? ip[i] ^ xk[i] : ip[i];
-	stun_build_bytes(b, type, val, 4 + n);
+	n = v4 ? 4 : 16;
+	ip = v4 ? (const uint8_t *)&a->in4.sin_addr : (const uint8_t *)&a->in6.sin6_addr;
+	port = ntohs(v4 ? a->in4.sin_port : a->in6.sin6_port);
+	p = attr_begin(b, type, 4 + n, 0);
+	if (!p)
+		return;
+	p[0] = 0;
+	p[1] = v4 ? STUN_FAMILY_IPV4 : STUN_FAMILY_IPV6;
+	stun_put16(p + 2, xk ? port ^ (uint16_t)(STUN_MAGIC_COOKIE >> 16) : port);
+	memcpy(p + 4, ip, n);
+	for (i = 0; xk && i < n; i++)
+		p[4 + i] ^= xk[i];
 }
 
 void stun_build_addr(struct stun_builder *b, uint16_t type, const stun_sockaddr *a)

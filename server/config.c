@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -529,6 +530,10 @@ static const struct key keys[] = {
 	  "a readable file of name:password lines", "none", "File of users, one name:password per line, # comments." },
 	{ "static-auth-secret", K_VALUE, true, true, set_secret, 0, 0, 0, "a non-empty string",
 	  "none", "TURN REST shared secret (repeatable; the first signs, all verify). Never logged." },
+	{ "no-auth", K_FLAG, false, false, set_bool, OFF(no_auth), 0, 0, BOOLV,
+	  "off", "Serve TURN and rendezvous without authentication: an OPEN RELAY, for a closed "
+	  "test network only. Without it and without user/userdb/static-auth-secret, TURN and "
+	  "rendezvous requests get 403 (Binding is always served)." },
 	{ "cert", K_VALUE, false, false, set_str, OFF(cert), 0, 0, "a readable PEM file",
 	  "none", "TLS/DTLS certificate chain (PEM). Reloaded on SIGHUP." },
 	{ "pkey", K_VALUE, false, false, set_str, OFF(pkey), 0, 0, "a readable PEM file",
@@ -547,9 +552,12 @@ static const struct key keys[] = {
 	  600, 86400, "seconds, 600-86400", "3600",
 	  "Longest TURN allocation lifetime granted (RFC 8656 s7.2; the default is 600)." },
 	{ "user-quota", K_VALUE, false, false, set_u32, OFF(user_quota), 0, UINT32_MAX,
-	  "a number (0 = unlimited)", "0", "Allocations per user." },
+	  "a number (0 = unlimited)", "50", "Allocations per user (486 beyond). Applied to new "
+	  "allocations on SIGHUP." },
 	{ "total-quota", K_VALUE, false, false, set_u32, OFF(total_quota), 0, UINT32_MAX,
-	  "a number (0 = unlimited)", "0", "Allocations in total." },
+	  "a number (0 = unlimited)", "relay ports, at most RLIMIT_NOFILE - 1024",
+	  "Allocations in total (486 beyond). Lowering it on SIGHUP applies to new allocations; "
+	  "it cannot grow past the value at start." },
 	{ "max-bps", K_VALUE, false, false, set_u64, OFF(max_bps), 0, UINT64_MAX,
 	  "a number of bytes per second (0 = unlimited)", "0", "Bandwidth cap per allocation." },
 	{ "rendezvous", K_FLAG, false, false, set_bool, OFF(rendezvous), 0, 0, BOOLV,
@@ -560,6 +568,13 @@ static const struct key keys[] = {
 	  "a number 1-10000000", "10000", "IDs the rendezvous registry holds in total." },
 	{ "rendezvous-user-quota", K_VALUE, false, false, set_u32, OFF(rdv_user_quota), 1, 100000,
 	  "a number 1-100000", "16", "IDs one user may hold at once." },
+	{ "udp-recv-buffer", K_VALUE, false, false, set_u32, OFF(udp_recv_buffer), 0, 1u << 30,
+	  "bytes 0-1073741824 (0 = the kernel's default)", "4194304",
+	  "SO_RCVBUF of the UDP listening and relayed sockets (SO_RCVBUFFORCE when permitted; "
+	  "the size granted is logged)." },
+	{ "udp-send-buffer", K_VALUE, false, false, set_u32, OFF(udp_send_buffer), 0, 1u << 30,
+	  "bytes 0-1073741824 (0 = the kernel's default)", "4194304",
+	  "SO_SNDBUF of the UDP listening and relayed sockets (SO_SNDBUFFORCE when permitted)." },
 	{ "max-connections", K_VALUE, false, false, set_u32, OFF(max_connections), 1, 1000000,
 	  "a number 1-1000000", "10000", "Concurrent TCP/TLS connections (whole process)." },
 	{ "idle-timeout", K_VALUE, false, false, set_u32, OFF(idle_timeout), 1, 86400,
@@ -753,6 +768,8 @@ static void defaults(struct config *c)
 	c->rendezvous = true;
 	c->rdv_max_ids = RDV_DEFAULT_MAX_IDS;
 	c->rdv_user_quota = RDV_DEFAULT_USER_QUOTA;
+	c->user_quota = CFG_DEFAULT_USER_QUOTA;
+	c->udp_recv_buffer = c->udp_send_buffer = CFG_DEFAULT_UDP_BUFFER;
 	c->max_connections = 10000;
 	c->idle_timeout = 300;
 	c->rate_limit_redirect = 100;
@@ -802,6 +819,27 @@ static int validate_ports(struct loader *L)
 	return 0;
 }
 
+/* total-quota when not set: one allocation per relay port (of each
+ * relay-ip), and no more than the fds the process may open, less a
+ * reserve (an allocation holds one socket per relayed address). */
+static void default_total_quota(struct loader *L)
+{
+	struct config *c = L->c;
+	struct rlimit rl;
+	uint64_t ports = (uint64_t)(c->max_port - c->min_port + 1) *
+			 (uint64_t)(c->n_relay_ip ? c->n_relay_ip : 1);
+	uint64_t fds = UINT32_MAX;
+
+	if (L->seen[key_index(find_key("total-quota", 11))].src)
+		return;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
+		fds = rl.rlim_cur > 2 * CFG_FD_RESERVE ? rl.rlim_cur - CFG_FD_RESERVE
+						       : rl.rlim_cur / 2;
+	c->total_quota = (uint32_t)(ports < fds ? ports : fds);
+	if (!c->total_quota)
+		c->total_quota = 1;
+}
+
 static int validate(struct loader *L)
 {
 	struct config *c = L->c;
@@ -810,6 +848,11 @@ static int validate(struct loader *L)
 	r = validate_ports(L);
 	if (r)
 		return r;
+	default_total_quota(L);
+	if (c->no_auth && config_has_credentials(c))
+		return fail(L, blame(L, "no-auth"),
+			    "conflicts with user/userdb/static-auth-secret; expected either "
+			    "credentials or no-auth");
 	if (!c->realm && !(c->realm = strdup("natkit")))
 		return -ENOMEM;
 	if (!!c->cert != !!c->pkey)
@@ -1110,8 +1153,10 @@ void config_describe(const struct config *c, char *buf, size_t cap)
 		PUT("%d", c->workers);
 	else
 		PUT("auto");
-	PUT("; realm %s; users %zu; secrets %zu; rendezvous %s; log-level %s; metrics ",
-	    c->realm, c->n_users, c->n_secrets, c->rendezvous ? "on" : "off",
+	PUT("; realm %s; users %zu; secrets %zu%s; quotas %u/user %u total; rendezvous %s; "
+	    "log-level %s; metrics ",
+	    c->realm, c->n_users, c->n_secrets, c->no_auth ? "; no-auth" : "", c->user_quota,
+	    c->total_quota, c->rendezvous ? "on" : "off",
 	    log_level_name(c->log_level));
 	if (c->has_metrics)
 		PUT("%s:%u", ip_text(&c->metrics_listen, ip, sizeof(ip)),

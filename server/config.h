@@ -20,6 +20,10 @@
 #define CFG_ERR_MAX 512
 #define RDV_DEFAULT_MAX_IDS 10000   /* rendezvous-max-ids */
 #define RDV_DEFAULT_USER_QUOTA 16   /* rendezvous-user-quota */
+#define CFG_DEFAULT_USER_QUOTA 50   /* user-quota: allocations per user */
+#define CFG_FD_RESERVE 1024         /* fds kept for listeners and streams when
+				     * total-quota is derived from RLIMIT_NOFILE */
+#define CFG_DEFAULT_UDP_BUFFER (4u * 1024 * 1024) /* udp-recv/send-buffer */
 
 #define CFG_DEFAULT_PORT 3478
 #define CFG_DEFAULT_TLS_PORT 5349
@@ -54,7 +58,8 @@ struct config {
 	bool has_external_private;
 	stun_sockaddr external_private; /* "external-ip = public/private" */
 	uint16_t min_port, max_port;
-	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited */
+	uint32_t user_quota, total_quota; /* allocations; 0 = unlimited (only
+					   * when set so: the defaults are bounded) */
 	uint32_t rdv_max_ids, rdv_user_quota; /* rendezvous registry bounds */
 	uint32_t max_allocate_lifetime;   /* seconds, RFC 8656 s7.2 */
 	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
@@ -69,9 +74,16 @@ struct config {
 	char *userdb;
 	char **secrets; size_t n_secrets;        /* static-auth-secret, never logged */
 	char *cert, *pkey;
+	bool no_auth;     /* coturn's no-auth: TURN and rendezvous without
+			   * credentials (an open relay); else, with no
+			   * user/userdb/static-auth-secret, they are refused */
 
 	/* Services. */
 	bool rendezvous;
+
+	/* Socket buffers (SO_RCVBUF / SO_SNDBUF) of the UDP listening and
+	 * relayed sockets, bytes; 0 = the kernel's default. */
+	uint32_t udp_recv_buffer, udp_send_buffer;
 
 	/* Streams. */
 	uint32_t max_connections;   /* concurrent TCP/TLS connections, whole process */
@@ -128,6 +140,13 @@ bool config_same_listeners(const struct config *a, const struct config *b);
 static inline bool config_rfc5780_port_pair(const struct config *c)
 {
 	return c->alt_listening_port != c->listening_port;
+}
+
+/* Are TURN and rendezvous requests authenticated (any user, userdb or
+ * static-auth-secret)? */
+static inline bool config_has_credentials(const struct config *c)
+{
+	return c->n_users || c->n_secrets;
 }
 
 /* Summary for --check-config and the startup log (never secrets). */

@@ -70,6 +70,8 @@ struct stream_conn {
 	 * after ConnectionBind): received bytes go to raw() unframed. */
 	void (*raw)(void *arg, const uint8_t *buf, size_t len);
 	void *raw_arg;
+	int handoff_to;          /* > 0: move to worker handoff_to - 1 after
+				  * this frame (turn_dispatch_handoff) */
 	struct stream_conn *prev, *next;
 };
 
@@ -78,5 +80,12 @@ int stream_conn_send(struct stream_conn *c, const uint8_t *buf, size_t len);
 void stream_conn_close(struct stream_conn *c);
 /* Drain: stop reading; close once the pending output is written. */
 void stream_conn_drain(struct stream_conn *c);
+/* Another worker takes the connection: forget it here (its slot in the
+ * max-connections count stays taken) and return its fd. */
+int stream_conn_detach(struct stream_conn *c);
+/* In the worker taking it over: a connection on fd, then frame as if it
+ * had just arrived on it. */
+void stream_conn_adopt(struct worker *w, int laddr, int fd, const stun_sockaddr *peer,
+		       const uint8_t *frame, size_t len);
 
 #endif

@@ -224,6 +224,10 @@ static int on_frame(void *arg, const uint8_t *frame, size_t len)
 	dispatch_stun(w, &in, &out);
 	if (out.len && stream_conn_send(c, resp, out.len))
 		return 1;
+	if (c->handoff_to) { /* to the worker that owns the request's state */
+		turn_dispatch_handoff(c, frame, len);
+		return 1;
+	}
 	/* after a ConnectionBind no more frames: stop parsing */
 	return c->raw ? 1 : 0;
 }
@@ -278,23 +282,23 @@ static void conn_idle(struct ev_loop *loop, ev_timer *t, int revents)
 	stream_conn_close(c);
 }
 
-static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
+static struct stream_conn *conn_setup(struct worker *w, int laddr, int fd,
+				      const stun_sockaddr *peer)
 {
-	struct worker *w = t->w;
 	struct stream_conn *c = calloc(1, sizeof(*c));
 	socklen_t len;
 
 	if (!c) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->w = w;
 	c->fd = fd;
 	c->peer = *peer;
-	c->laddr = t->laddr;
+	c->laddr = laddr;
 	len = sizeof(c->local);
 	if (getsockname(fd, &c->local.sa, &len))
-		c->local = w->shared->laddrs.a[t->laddr].addr;
+		c->local = w->shared->laddrs.a[laddr].addr;
 	ev_io_init(&c->rio, conn_readable, fd, EV_READ);
 	ev_io_init(&c->wio, conn_writable, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
@@ -311,6 +315,38 @@ static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
 	METRIC_ADD(w->metrics.conns_active, 1);
 	ev_io_start(w->loop, &c->rio);
 	ev_timer_again(w->loop, &c->idle);
+	return c;
+}
+
+static void conn_new(struct tcp_listener *t, int fd, const stun_sockaddr *peer)
+{
+	conn_setup(t->w, t->laddr, fd, peer);
+}
+
+int stream_conn_detach(struct stream_conn *c)
+{
+	struct worker *w = c->w;
+	int fd = c->fd;
+
+	ev_io_stop(w->loop, &c->rio);
+	ev_io_stop(w->loop, &c->wio);
+	ev_timer_stop(w->loop, &c->idle);
+	conn_unlink(c);
+	METRIC_ADD(w->metrics.conns_active, -1);
+	stream_rx_free(&c->rx);
+	free(c->out);
+	free(c);
+	worker_maybe_finish(w);
+	return fd;
+}
+
+void stream_conn_adopt(struct worker *w, int laddr, int fd, const stun_sockaddr *peer,
+		       const uint8_t *frame, size_t len)
+{
+	struct stream_conn *c = conn_setup(w, laddr, fd, peer);
+
+	if (c && frame && len)
+		on_frame(c, frame, len);
 }
 
 static void tcp_acceptable(struct ev_loop *loop, ev_io *io, int revents)

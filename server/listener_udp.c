@@ -12,6 +12,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "sockbuf.h"
 #include "turn_dispatch.h"
 
 /* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
@@ -250,7 +251,8 @@ static void udp_readable(struct ev_loop *loop, ev_io *io, int revents)
  * it, so the listening socket (watched by epoll) sees no write-space wakeup
  * per datagram sent. Connected to its own address, it never receives: the
  * kernel gives a connected UDP socket only its peer's datagrams and leaves
- * it out of the SO_REUSEPORT choice for the rest. Wildcard addresses keep
+ * it out of the SO_REUSEPORT choice for the rest (Linux >= 5.4; shown by
+ * tests/integration/test_udp_send_twin.py). Wildcard addresses keep
  * sending from the listening socket (connect() would pin a source).
  * Optional: on any failure the listening socket sends. */
 static void open_tx_twin(struct udp_listener *u, const struct laddr *la)
@@ -295,6 +297,8 @@ int udp_listener_open(struct udp_listener *u, struct worker *w, int laddr,
 		u->fd = -1;
 		return -EINVAL;
 	}
+	sockbuf_apply(u->fd, w->cfg->udp_recv_buffer, w->cfg->udp_send_buffer,
+		      SOCKBUF_LISTENER);
 	open_tx_twin(u, la);
 	return 0;
 }

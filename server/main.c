@@ -91,6 +91,7 @@ static void reload(struct stund *s)
 	config_put(s->cfg);
 	s->cfg = next;
 	s->mp.reloads_ok++;
+	turn_dispatch_auth_warning(next);
 	log_msg(LOG_INFO, "configuration reloaded from %s", s->args.conf_path ? s->args.conf_path : "the command line");
 }
 
@@ -180,6 +181,7 @@ static int serve(struct stund *s)
 	s->loop = ev_default_loop(EVFLAG_AUTO);
 	s->mp.start_time = (double)time(NULL);
 	laddr_set_build(&s->shared.laddrs, s->cfg);
+	turn_dispatch_auth_warning(s->cfg);
 	r = turn_dispatch_setup(&s->shared, s->cfg, err, sizeof(err));
 	if (r) {
 		log_msg(LOG_ERROR, "cannot set up the TURN relay: %s", err);

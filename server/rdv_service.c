@@ -16,6 +16,7 @@
 #include "rdv_proto.h"
 #include "rendezvous.h"
 #include "tls.h"
+#include "turn.h"
 #include "turn_alloc.h"
 #include "txcache.h"
 
@@ -482,15 +483,17 @@ static const char *owner_of(const struct auth_result *ar)
 	return colon && colon[1] ? colon + 1 : ar->username;
 }
 
-/* RFC 8489 s9.2.4, as TURN does (RFC 8656 s7.2 item 1: without credentials
- * configured there is no authentication, and every peer is user ""). */
+/* RFC 8489 s9.2.4, as TURN does: without credentials configured, refused
+ * (403) unless no-auth, where every peer is user "". */
 static int authenticate(struct rdv_req *r)
 {
 	const struct auth_ctx *ctx = r->w->turn_auth;
 
 	r->user = "";
-	if (!ctx)
+	if (!ctx && r->w->cfg->no_auth)
 		return 0;
+	if (!ctx)
+		return STUN_ERR_FORBIDDEN;
 	auth_check(ctx, r->m, (uint64_t)r->now, r->in->peer, &r->ar, NULL);
 	if (r->ar.code)
 		return r->ar.code;
@@ -720,10 +723,13 @@ static void error_response(struct rdv_req *r, int code, bool from_auth)
 	if (from_auth) {
 		auth_build_error(&r->ar, &r->b);
 	} else {
-		stun_build_error(&r->b, (uint16_t)code, rdv_error_reason((uint16_t)code));
+		const char *why = r->w->turn_auth ? rdv_error_reason((uint16_t)code)
+						  : TURN_NO_CREDENTIALS_REASON;
+
+		stun_build_error(&r->b, (uint16_t)code, why);
 		count(r->rw, RC_REFUSED);
 		log_peer(LOG_INFO, &r->in->peer->sa, "rendezvous: %s refused: %d %s",
-			 rdv_method_name(r->m->method), code, rdv_error_reason((uint16_t)code));
+			 rdv_method_name(r->m->method), code, why);
 	}
 	metrics_error(&r->w->metrics, (uint16_t)code);
 	finish_response(r);
@@ -747,7 +753,7 @@ static void handle(struct rdv_req *r)
 	int code = authenticate(r);
 
 	if (code) {
-		error_response(r, code, true);
+		error_response(r, code, code != STUN_ERR_FORBIDDEN);
 		return;
 	}
 	if (rdv_msg_decode(&r->rdv, r->m)) {

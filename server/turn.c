@@ -14,7 +14,6 @@
 #include "turn_internal.h"
 
 #define TURN_CAPACITY_DEFAULT 32768 /* allocations per worker without total-quota */
-#define TURN_PER_ALLOC 64           /* permissions / channels per allocation */
 #define TURN_TXCACHE_ENTRIES 1024
 #define TURN_RESERVATIONS 1024
 
@@ -144,6 +143,9 @@ struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *
 	ts->loop = loop;
 	ts->sh = sh;
 	ts->rfc5766_channels = cfg->rfc5766_channels;
+	ts->rcvbuf = cfg->udp_recv_buffer;
+	ts->sndbuf = cfg->udp_send_buffer;
+	ts->max_bps = cfg->max_bps;
 	ts->table = turn_table_new(&tc, sh->quota);
 	ts->tx = txcache_new(TURN_TXCACHE_ENTRIES);
 	ts->rx = calloc(TURN_BATCH, sizeof(*ts->rx));
@@ -178,9 +180,23 @@ void turn_service_free(struct turn_service *ts)
 	free(ts);
 }
 
-void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth)
+void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth,
+			   bool no_auth)
 {
 	ts->auth = auth;
+	ts->no_auth = no_auth;
+}
+
+void turn_service_reload(struct turn_service *ts, const struct config *cfg)
+{
+	ts->rcvbuf = cfg->udp_recv_buffer;
+	ts->sndbuf = cfg->udp_send_buffer;
+	ts->max_bps = cfg->max_bps;
+	turn_table_set_max_lifetime(ts->table, cfg->max_allocate_lifetime
+						       ? cfg->max_allocate_lifetime
+						       : TURN_MAX_LIFETIME_DEFAULT);
+	/* the pools stay as sized at start: beyond them, 508 */
+	turn_quota_set_limits(ts->sh->quota, cfg->total_quota, cfg->user_quota);
 }
 
 void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f)
@@ -205,6 +221,13 @@ static const char *const drop_name[TD_COUNT] = {
 	[TD_NO_CHANNEL] = "no_channel", [TD_FILTERED] = "peer_filtered",
 	[TD_MALFORMED] = "malformed", [TD_BANDWIDTH] = "max_bps",
 	[TD_SEND_ERROR] = "send_error", [TD_TOO_BIG] = "too_big",
+};
+
+static const char *const limit_name[TL_COUNT] = {
+	[TL_PERMS_PER_ALLOC] = "permissions_per_allocation",
+	[TL_CHANS_PER_ALLOC] = "channels_per_allocation",
+	[TL_TCP_CONNS_PER_ALLOC] = "tcp_connections_per_allocation",
+	[TL_TCP_PENDING_PER_ALLOC] = "tcp_pending_per_allocation",
 };
 
 static uint64_t rd(_Atomic uint64_t *c)
@@ -250,6 +273,9 @@ size_t turn_metrics_write(struct turn_service *ts, int worker, char *buf, size_t
 	for (int i = 0; i < TD_COUNT; i++)
 		PUT("stund_turn_drops_total{worker=\"%d\",reason=\"%s\"} %lu\n", worker,
 		    drop_name[i], (unsigned long)rd(&c->dropped[i]));
+	for (int i = 0; i < TL_COUNT; i++)
+		PUT("stund_turn_limit_refusals_total{worker=\"%d\",limit=\"%s\"} %lu\n", worker,
+		    limit_name[i], (unsigned long)rd(&c->limited[i]));
 	for (int i = 1; i < PEER_REASON_COUNT; i++)
 		PUT("stund_turn_peer_refusals_total{worker=\"%d\",reason=\"%s\"} %lu\n", worker,
 		    peer_reason_name(i),

@@ -43,16 +43,30 @@ int turn_shared_new(const struct config *cfg, struct turn_shared **out, char *er
 		    size_t errlen);
 void turn_shared_free(struct turn_shared *sh);
 
+/* The reason phrase of the 403 sent to TURN and rendezvous requests when
+ * no credentials are configured and no-auth is not set. */
+#define TURN_NO_CREDENTIALS_REASON \
+	"Forbidden: this server has no credentials configured (user, userdb or " \
+	"static-auth-secret) and does not run as an open relay (no-auth)"
+
 /* Per worker. cfg is read at creation only (a reload does not change the
- * relay). auth may be NULL (no authentication: RFC 8656 s7.2 item 1
- * allows it only on a local network); filter may be NULL (no peer policy,
+ * relay). auth may be NULL: no credentials configured; requests are
+ * then refused unless no_auth (RFC 8656 s7.2 item 1 allows no
+ * authentication only on a local network); filter may be NULL (no peer policy,
  * tests only). Both borrowed; swap them with turn_service_set_*. */
 struct turn_service;
 struct turn_service *turn_service_new(struct ev_loop *loop, struct turn_shared *sh,
 				      const struct config *cfg);
 void turn_service_free(struct turn_service *ts);
-void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth);
+/* no_auth: without auth, serve requests (the operator's no-auth) rather
+ * than refuse them with 403. */
+void turn_service_set_auth(struct turn_service *ts, const struct auth_ctx *auth,
+			   bool no_auth);
 void turn_service_set_filter(struct turn_service *ts, const struct peer_filter *f);
+/* On reload, in the worker: quotas, max-allocate-lifetime, max-bps and
+ * socket buffers for allocations made from now on; existing ones keep
+ * theirs. */
+void turn_service_reload(struct turn_service *ts, const struct config *cfg);
 
 /* A request of a TURN method: writes the response into out and returns its
  * length, or < 0 when no response is sent. */

@@ -133,6 +133,14 @@ void turn_quota_put(struct turn_quota *q, struct turn_user *u)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void turn_quota_set_limits(struct turn_quota *q, uint32_t total, uint32_t per_user)
+{
+	pthread_mutex_lock(&q->lock);
+	q->total_max = total;
+	q->per_user_max = per_user;
+	pthread_mutex_unlock(&q->lock);
+}
+
 const char *turn_user_name(const struct turn_user *u, size_t *len)
 {
 	*len = u->len;
@@ -245,6 +253,12 @@ void turn_table_free(struct turn_table *t)
 	free(t->heap);
 	pool_destroy(&t->allocs);
 	free(t);
+}
+
+void turn_table_set_max_lifetime(struct turn_table *t, uint32_t max_lifetime)
+{
+	t->cfg.max_lifetime = max_lifetime > t->cfg.default_lifetime ? max_lifetime
+								       : t->cfg.default_lifetime;
 }
 
 uint32_t turn_table_lifetime(const struct turn_table *t, bool has_lifetime, uint32_t asked)

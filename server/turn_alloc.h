@@ -38,6 +38,9 @@ void turn_quota_free(struct turn_quota *q);
 int turn_quota_take(struct turn_quota *q, const char *user, size_t len,
 		    struct turn_user **out);
 void turn_quota_put(struct turn_quota *q, struct turn_user *u);
+/* On reload: new limits for allocations taken from now on (those held
+ * stay, even above the new limits). */
+void turn_quota_set_limits(struct turn_quota *q, uint32_t total, uint32_t per_user);
 const char *turn_user_name(const struct turn_user *u, size_t *len);
 uint32_t turn_quota_total(struct turn_quota *q);
 
@@ -94,6 +97,8 @@ uint32_t turn_table_count(const struct turn_table *t);
 void *turn_alloc_ext(struct turn_alloc *a);
 struct turn_alloc *turn_alloc_from_ext(void *ext);
 
+/* On reload: the longest lifetime granted from now on (s7.2). */
+void turn_table_set_max_lifetime(struct turn_table *t, uint32_t max_lifetime);
 /* s7.2 / s8.2: the lifetime to grant; 0 only when asked for 0. */
 uint32_t turn_table_lifetime(const struct turn_table *t, bool has_lifetime, uint32_t asked);
 

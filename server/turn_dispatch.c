@@ -10,6 +10,8 @@
 #include "auth.h"
 #include "log.h"
 #include "peer_filter.h"
+#include "rdv_service.h"
+#include "tcp_handoff.h"
 #include "turn.h"
 #include "turn_internal.h"
 
@@ -22,8 +24,9 @@ static int make_auth(const struct config *cfg, struct auth_ctx **out, char *err,
 	struct auth_params p = { 0 };
 	int r;
 
-	/* RFC 8656 s7.2 item 1: without credentials configured, no auth */
-	if (!cfg->n_users && !cfg->n_secrets)
+	/* no credentials: requests are refused, or served with no-auth
+	 * (turn_service_set_auth) */
+	if (!config_has_credentials(cfg))
 		return 0;
 	creds = calloc(cfg->n_users ? cfg->n_users : 1, sizeof(*creds));
 	if (!creds)
@@ -119,6 +122,20 @@ static int make_policy(const struct stund_shared *sh, const struct config *cfg,
 	return r;
 }
 
+void turn_dispatch_auth_warning(const struct config *cfg)
+{
+	if (config_has_credentials(cfg))
+		return;
+	if (cfg->no_auth) {
+		log_msg(LOG_WARN, "no-auth: TURN and rendezvous requests are served WITHOUT "
+			"authentication: this is an open relay; use it on a closed test network only");
+		return;
+	}
+	log_msg(LOG_WARN, "no user, userdb or static-auth-secret configured: TURN and "
+		"rendezvous requests are refused with 403 (Binding is served); add "
+		"`user = NAME:PASSWORD` to the config, or set no-auth for an open relay");
+}
+
 int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
 			size_t errlen)
 {
@@ -126,6 +143,8 @@ int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char 
 	struct peer_filter *filter;
 	int r = turn_shared_new(cfg, &sh->turn, err, errlen);
 
+	if (!r && tcp_handoff_setup(sh))
+		r = -ENOMEM;
 	/* each worker builds its own; this shows errors before "ready" */
 	if (!r)
 		r = make_policy(sh, cfg, &auth, &filter, err, errlen);
@@ -142,6 +161,7 @@ void turn_dispatch_teardown(struct stund_shared *sh)
 {
 	turn_shared_free(sh->turn);
 	sh->turn = NULL;
+	tcp_handoff_teardown(sh);
 }
 
 /* ---- per worker ---------------------------------------------------------- */
@@ -161,9 +181,10 @@ int turn_dispatch_worker_start(struct worker *w)
 		log_msg(LOG_ERROR, "worker %d: TURN: %s", w->id, err);
 		return r;
 	}
-	turn_service_set_auth(w->turn, w->turn_auth);
+	turn_service_set_auth(w->turn, w->turn_auth, w->cfg->no_auth);
 	turn_service_set_filter(w->turn, w->turn_filter);
-	return 0;
+	w->turn->worker_id = (uint8_t)w->id;
+	return tcp_handoff_worker_start(w);
 }
 
 /* In the worker, after it took a new config: new users, secrets, realm and
@@ -176,6 +197,7 @@ void turn_dispatch_worker_reload(struct worker *w)
 
 	if (!w->turn)
 		return;
+	turn_service_reload(w->turn, w->cfg);
 	if (make_policy(w->shared, w->cfg, &auth, &filter, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "worker %d: TURN keeps its credentials and peer policy: %s",
 			w->id, err);
@@ -183,7 +205,7 @@ void turn_dispatch_worker_reload(struct worker *w)
 	}
 	if (auth && w->turn_auth)
 		auth_ctx_keep_nonces(auth, w->turn_auth);
-	turn_service_set_auth(w->turn, auth);
+	turn_service_set_auth(w->turn, auth, w->cfg->no_auth);
 	turn_service_set_filter(w->turn, filter);
 	auth_ctx_free(w->turn_auth);
 	peer_filter_free(w->turn_filter);
@@ -193,6 +215,8 @@ void turn_dispatch_worker_reload(struct worker *w)
 
 void turn_dispatch_worker_free(struct worker *w)
 {
+	if (w->turn)
+		tcp_handoff_worker_stop(w);
 	turn_service_free(w->turn);
 	auth_ctx_free(w->turn_auth);
 	peer_filter_free(w->turn_filter);
@@ -217,8 +241,9 @@ static int link_of(struct worker *w, const struct stun_in *in, struct turn_link 
 	l->udp_fd = -1;
 	l->proto = in->tp == TP_UDP || in->tp == TP_DTLS ? IPPROTO_UDP : IPPROTO_TCP;
 	switch (in->tp) {
-	case TP_UDP:
-		l->udp_fd = w->udp[in->laddr].fd;
+	case TP_UDP: /* the send-only twin when there is one (listener_udp.c) */
+		l->udp_fd = w->udp[in->laddr].tx_fd >= 0 ? w->udp[in->laddr].tx_fd
+							 : w->udp[in->laddr].fd;
 		return 0;
 	case TP_TCP:
 		l->send = stream_send;
@@ -231,12 +256,57 @@ static int link_of(struct worker *w, const struct stun_in *in, struct turn_link 
 	}
 }
 
+/* RFC 6062 s5.4: a ConnectionBind on a TCP connection the kernel gave to
+ * another worker than the one holding its CONNECTION-ID (which names its
+ * worker in the low byte, turn_tcp.c): the connection moves there and the
+ * request is handled there, authentication included. */
+static bool hand_off(struct worker *w, const struct stun_msg *m, const struct stun_in *in)
+{
+	int owner;
+
+	if (m->method != STUN_METHOD_CONNECTION_BIND || in->tp != TP_TCP ||
+	    w->shared->n_workers < 2 || !stun_msg_has(m, STUN_ATTR_CONNECTION_ID))
+		return false;
+	owner = (int)(m->connection_id & TURN_CONN_ID_WORKER_MASK);
+	if (owner == w->id || owner >= w->shared->n_workers)
+		return false;
+	((struct stream_conn *)in->conn)->handoff_to = owner + 1;
+	return true;
+}
+
+void turn_dispatch_handoff(struct stream_conn *c, const uint8_t *frame, size_t len)
+{
+	struct stund_shared *sh = c->w->shared;
+	int to = c->handoff_to - 1, laddr = c->laddr;
+	stun_sockaddr peer = c->peer;
+	uint8_t *copy = malloc(len); /* frame may sit in c's receive buffer */
+	int fd;
+
+	turn_dispatch_conn_closed(c); /* not a TURN control connection any more */
+	rdv_service_conn_closed(c);
+	if (copy)
+		memcpy(copy, frame, len);
+	fd = stream_conn_detach(c);
+	if (!copy) {
+		close(fd);
+		__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (tcp_handoff_post(sh, to, fd, laddr, &peer, copy, len))
+		log_peer(LOG_INFO, &peer.sa, "turn: ConnectionBind for worker %d: cannot hand over", to);
+	free(copy);
+}
+
 void turn_dispatch_request(struct worker *w, const struct stun_msg *m,
 			   const struct stun_in *in, struct stun_out *out)
 {
 	struct turn_link link;
 	int len;
 
+	if (hand_off(w, m, in)) {
+		out->len = 0;
+		return;
+	}
 	if (!w->turn || link_of(w, in, &link)) {
 		dispatch_error(w, m, out, STUN_ERR_UNSUPPORTED_TRANSPORT,
 			       "TURN is not offered on this transport");

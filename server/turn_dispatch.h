@@ -11,6 +11,9 @@
 #include "worker.h"
 
 /* Main thread, before the workers start / after they stopped. */
+/* Log (warn) when TURN and rendezvous are refused for want of credentials,
+ * or served without them (no-auth). At start and on reload. */
+void turn_dispatch_auth_warning(const struct config *cfg);
 int turn_dispatch_setup(struct stund_shared *sh, const struct config *cfg, char *err,
 			size_t errlen);
 void turn_dispatch_teardown(struct stund_shared *sh);
@@ -42,5 +45,9 @@ void turn_dispatch_sess_closed(struct worker *w, const struct stun_in *in);
 
 /* A stream connection is closing: its allocation goes too. */
 void turn_dispatch_conn_closed(struct stream_conn *c);
+
+/* After the current frame: move the connection to worker c->handoff_to - 1
+ * with that frame (a ConnectionBind for a CONNECTION-ID held there). */
+void turn_dispatch_handoff(struct stream_conn *c, const uint8_t *frame, size_t len);
 
 #endif

@@ -32,10 +32,26 @@ enum turn_drop {
 	TD_BANDWIDTH, TD_SEND_ERROR, TD_TOO_BIG, TD_COUNT
 };
 
+/* A CONNECTION-ID's low byte names the worker holding it (tcp_handoff). */
+#define TURN_CONN_ID_WORKER_MASK 0xFFu
+
+/* What one allocation may make the server hold. */
+#define TURN_PER_ALLOC 64           /* permissions / channels per allocation */
+#define TURN_TCP_CONNS_PER_ALLOC 64 /* RFC 6062 data connections per allocation */
+#define TURN_TCP_PENDING_PER_ALLOC 16 /* of them, not yet bound (ConnectionAttempt
+				       * sent, or Connect in progress) */
+
+/* Per-allocation limits reached (each also a refusal or drop). */
+enum turn_limit {
+	TL_PERMS_PER_ALLOC, TL_CHANS_PER_ALLOC, TL_TCP_CONNS_PER_ALLOC,
+	TL_TCP_PENDING_PER_ALLOC, TL_COUNT
+};
+
 /* Single writer (the worker), read by the metrics code. */
 struct turn_counters {
 	_Atomic uint64_t refused[TR_COUNT];
 	_Atomic uint64_t dropped[TD_COUNT];
+	_Atomic uint64_t limited[TL_COUNT];
 	_Atomic uint64_t allocs_created, allocs_expired, allocs_deleted;
 	_Atomic uint64_t pkts_to_peer, bytes_to_peer, pkts_to_client, bytes_to_client;
 	_Atomic uint64_t icmp_to_client;
@@ -67,6 +83,7 @@ struct turn_relay {
 	struct turn_link link;
 	double bucket_at;      /* max-bps token bucket */
 	double bucket_bytes;
+	uint64_t max_bps;      /* max-bps when it was made; 0 = unlimited */
 	bool df[STUN_MAX_RELAYED_ADDRS]; /* IP_PMTUDISC_DO currently set */
 	struct turn_tcp_conn *tcp; /* RFC 6062: this allocation's connections */
 	uint8_t addr_err_family;  /* ADDRESS-ERROR-CODE of a partial dual */
@@ -88,7 +105,10 @@ struct turn_service {
 	struct ev_loop *loop;
 	struct turn_shared *sh;            /* borrowed */
 	bool rfc5766_channels;             /* from the config at start */
+	uint32_t rcvbuf, sndbuf;           /* udp-recv/send-buffer, relayed sockets */
+	uint64_t max_bps;                  /* for new allocations (reloaded) */
 	const struct auth_ctx *auth;       /* borrowed, may be NULL */
+	bool no_auth;                      /* auth NULL: serve (no-auth) or refuse */
 	const struct peer_filter *filter;  /* borrowed, may be NULL */
 	struct turn_table *table;
 	struct txcache *tx;
@@ -98,6 +118,7 @@ struct turn_service {
 	struct turn_counters ctr;
 	struct turn_tcp_conn *tcp_conns;   /* RFC 6062 peer data connections */
 	uint32_t next_conn_id;
+	uint8_t worker_id;                 /* in the low byte of CONNECTION-IDs */
 	struct auth_counters *auth_ctr;    /* owned */
 	void *peer_ctr;                    /* owned struct peer_counters */
 	/* the relay receive batch */
@@ -123,6 +144,7 @@ struct turn_req {
 	double now;
 	bool authed;             /* ar holds a user and a key */
 	bool regenerable;        /* a retransmission gets this answer anew */
+	const char *reason;      /* reason phrase of the error; NULL = the table's */
 	struct auth_result ar;
 	struct stun_builder b;
 	uint8_t *out;

@@ -262,12 +262,12 @@ static int take_relays(struct turn_req *r, struct turn_alloc *a, const struct al
 static void relay_init(struct turn_req *r, struct turn_alloc *a)
 {
 	struct turn_relay *rl = turn_alloc_ext(a);
-	const struct turn_shared *sh = r->ts->sh;
 
 	rl->ts = r->ts;
 	rl->link = *r->link;
 	rl->bucket_at = r->now;
-	rl->bucket_bytes = (double)sh->max_bps;
+	rl->max_bps = r->ts->max_bps; /* a reload changes new allocations only */
+	rl->bucket_bytes = (double)rl->max_bps;
 	memcpy(a->tid, r->m->tid, STUN_TID_LEN);
 	a->transport = r->m->requested_transport;
 	a->dont_fragment = has(r, STUN_ATTR_DONT_FRAGMENT);
@@ -398,6 +398,8 @@ static int handle_create_permission(struct turn_req *r)
 
 		turn_addr_key_set(&k, &r->m->xor_peer[i]);
 		err = turn_perm_install(turn_table_perms(ts->table), &a->ps, &k, r->now);
+		if (err && a->ps.n_perms >= TURN_PER_ALLOC)
+			turn_count(&ts->ctr.limited[TL_PERMS_PER_ALLOC], 1);
 		if (err)
 			return STUN_ERR_INSUFFICIENT_CAPACITY;
 	}
@@ -431,6 +433,9 @@ static int handle_channel_bind(struct turn_req *r)
 	turn_addr_key_set(&k, peer);
 	err = turn_chan_bind(turn_table_perms(ts->table), &a->ps, r->m->channel_number, &k,
 			     r->now);
+	if (err == -ENOSPC && (a->ps.n_chans >= TURN_PER_ALLOC || a->ps.n_perms >= TURN_PER_ALLOC))
+		turn_count(&ts->ctr.limited[a->ps.n_chans >= TURN_PER_ALLOC ? TL_CHANS_PER_ALLOC
+									   : TL_PERMS_PER_ALLOC], 1);
 	if (err)
 		return err == -EINVAL ? STUN_ERR_BAD_REQUEST : STUN_ERR_INSUFFICIENT_CAPACITY;
 	turn_alloc_schedule(ts->table, a, r->now + TURN_PERMISSION_LIFETIME);
@@ -489,14 +494,21 @@ static int dispatch(struct turn_req *r)
 	return STUN_ERR_BAD_REQUEST;
 }
 
-/* RFC 8489 s9.2.4 through auth.c; 0 when authenticated or no auth is
- * configured, else the error code (the result says what to send). */
+/* RFC 8489 s9.2.4 through auth.c; 0 when authenticated (or no-auth),
+ * else the error code (the result says what to send). Without credentials
+ * configured the relay would be open to anyone: refused with 403 (a 401
+ * would invite credentials that cannot exist) unless the operator set
+ * no-auth (RFC 8656 s7.2 item 1: only on a local network). */
 static int authenticate(struct turn_req *r)
 {
 	struct turn_service *ts = r->ts;
 
-	if (!ts->auth)
+	if (!ts->auth && ts->no_auth)
 		return 0;
+	if (!ts->auth) {
+		r->reason = TURN_NO_CREDENTIALS_REASON;
+		return STUN_ERR_FORBIDDEN;
+	}
 	auth_check(ts->auth, r->m, (uint64_t)r->now, &r->link->client, &r->ar, ts->auth_ctr);
 	if (r->ar.code)
 		return r->ar.code;
@@ -511,7 +523,7 @@ static void build_error(struct turn_req *r, int code, bool from_auth)
 		auth_build_error(&r->ar, &r->b);
 		return;
 	}
-	stun_build_error(&r->b, (uint16_t)code, NULL);
+	stun_build_error(&r->b, (uint16_t)code, r->reason);
 }
 
 /* SOFTWARE (s5: Allocate and Refresh), integrity when authenticated,
@@ -532,7 +544,7 @@ static int finish(struct turn_req *r)
 static int process(struct turn_req *r)
 {
 	int code = authenticate(r);
-	bool from_auth = code != 0;
+	bool from_auth = code != 0 && !r->reason;
 
 	/* dispatch.c answered unknown comprehension-required attributes (420) */
 	if (!code) {

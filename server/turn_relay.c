@@ -14,6 +14,7 @@
 
 #include "peer_filter.h"
 #include "turn_frame.h"
+#include "sockbuf.h"
 #include "turn_internal.h"
 
 static struct turn_relay *relay_of(struct turn_alloc *a)
@@ -72,6 +73,7 @@ int turn_relay_open(struct turn_service *ts, struct turn_alloc *a, int i,
 
 	if (fd < 0)
 		return fd;
+	sockbuf_apply(fd, ts->rcvbuf, ts->sndbuf, SOCKBUF_RELAY);
 	ev_io_init(&r->io[i], relay_cb, fd, EV_READ);
 	r->io[i].data = a;
 	ev_io_start(ts->loop, &r->io[i]);
@@ -116,9 +118,9 @@ static bool bandwidth_ok(struct turn_service *ts, struct turn_relay *r, size_t l
 {
 	double rate, now;
 
-	if (!ts->sh->max_bps)
+	if (!r->max_bps)
 		return true;
-	rate = (double)ts->sh->max_bps;
+	rate = (double)r->max_bps;
 	now = ev_now(ts->loop);
 	r->bucket_bytes = fmin(rate, r->bucket_bytes + (now - r->bucket_at) * rate);
 	r->bucket_at = now;

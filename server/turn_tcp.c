@@ -2,8 +2,8 @@
  * data connections opened by Connect (s5.2) or accepted from peers (s5.3),
  * ConnectionAttempt indications, and ConnectionBind (s5.4) which turns a
  * client's stream connection into a raw data connection spliced to its
- * peer. Connections are per worker: a ConnectionBind must reach the worker
- * that holds the allocation (always so with one worker). */
+ * peer. Connections are per worker: a ConnectionBind that reaches another
+ * worker is handed to the one named in its CONNECTION-ID (tcp_handoff.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -95,6 +95,30 @@ static bool tc_exists(struct turn_service *ts, struct turn_alloc *a, const stun_
 	return false;
 }
 
+/* RFC 6062 leaves the number of data connections open; we bound them per
+ * allocation, and those not yet bound (a peer's connection waits up to 30 s
+ * for its ConnectionBind, s5.3) more tightly. 0, or the limit reached. */
+static int tc_limit(struct turn_service *ts, struct turn_alloc *a)
+{
+	unsigned n = 0, pending = 0;
+
+	for (struct turn_tcp_conn *tc = ts->tcp_conns; tc; tc = tc->next) {
+		if (tc->a != a)
+			continue;
+		n++;
+		pending += tc->state != TC_BOUND;
+	}
+	if (n >= TURN_TCP_CONNS_PER_ALLOC) {
+		turn_count(&ts->ctr.limited[TL_TCP_CONNS_PER_ALLOC], 1);
+		return -ENOSPC;
+	}
+	if (pending >= TURN_TCP_PENDING_PER_ALLOC) {
+		turn_count(&ts->ctr.limited[TL_TCP_PENDING_PER_ALLOC], 1);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int buf_add(struct turn_tcp_conn *tc, const uint8_t *p, size_t n)
 {
 	uint8_t *nb;
@@ -126,8 +150,9 @@ static struct turn_tcp_conn *tc_new(struct turn_service *ts, struct turn_alloc *
 	tc->fd = fd;
 	tc->peer = *peer;
 	tc->state = st;
+	/* the low byte names this worker (turn_dispatch.c hand_off) */
 	do
-		tc->id = ts->next_conn_id++;
+		tc->id = (ts->next_conn_id++ << 8) | ts->worker_id;
 	while (!tc->id || tc_find(ts, tc->id));
 	ev_io_init(&tc->rio, tc_readable, fd, EV_READ);
 	ev_io_init(&tc->wio, tc_writable, fd, EV_WRITE);
@@ -353,6 +378,10 @@ static void relay_accept(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
+	if (tc_limit(ts, a)) {
+		close(fd);
+		return;
+	}
 	tc = tc_new(ts, a, fd, &peer, TC_PENDING);
 	if (!tc) {
 		close(fd);
@@ -428,6 +457,9 @@ int turn_tcp_connect(struct turn_req *r, struct turn_alloc *a)
 	/* forbidden by local policy: 403 */
 	if (turn_peer_check(r->ts, peer))
 		return STUN_ERR_FORBIDDEN;
+	/* too many data connections on this allocation: 508 */
+	if (tc_limit(r->ts, a))
+		return STUN_ERR_INSUFFICIENT_CAPACITY;
 	/* from the relayed transport address */
 	turn_addr_key_to_sa(&a->relayed[0], &local);
 	fd = tcp_socket(&local);

@@ -47,6 +47,7 @@ struct stund_shared {
 	struct turn_shared *turn;           /* TURN relay ports and quotas */
 	struct rdv_service *rdv;            /* rendezvous registry (rdv_service.h) */
 	struct tls_shared *tls;             /* NULL: no TLS/DTLS (listener_tls.h) */
+	struct tcp_handoff *handoff;        /* per-worker mailboxes (tcp_handoff.h) */
 };
 
 struct udp_listener {

@@ -46,7 +46,7 @@ def stund():
             "listening-ip = 127.0.0.1", "listening-port = %d" % port,
             "alt-listening-port = %d" % (port + 1), "workers = 1", "no-tls", "no-dtls",
             "relay-ip = 127.0.0.1", "min-port = %d" % rmin, "max-port = %d" % (rmin + 299),
-            "realm = r", "user = u:p", "allow-loopback-peers", "total-quota = 1000",
+            "realm = r", "user = u:p", "allow-loopback-peers", "total-quota = 1000", "user-quota = 1000",
             "rate-limit = 0", "metrics-listen = 127.0.0.1:%d" % mport]) + "\n"
         SRV["stund"] = (Stund(conf), port, mport)
     return SRV["stund"]

@@ -498,10 +498,17 @@ def rest_credentials_own_by_user_part():
 
 @test
 def without_credentials_configured():
-    # RFC 8656 s7.2 item 1, as TURN: no users and no secret, no authentication
+    # As TURN: no users and no secret -> refused (403), no open rendezvous;
+    # with no-auth (RFC 8656 s7.2 item 1) served without authentication
     port = free_port()
-    s = Stund("listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n"
-              % port)
+    conf = "listening-ip = 127.0.0.1\nlistening-port = %d\nno-tls\nno-dtls\nworkers = 1\n" % port
+    s = Stund(conf)
+    a = TurnClient(("127.0.0.1", port), timeout=3.0)
+    r = register(a, "anon")
+    assert r.cls == ERROR and r.error == 403, r
+    a.close()
+    assert s.stop() == 0
+    s = Stund(conf + "no-auth\n")
     a = TurnClient(("127.0.0.1", port), timeout=3.0)
     b = TurnClient(("127.0.0.1", port), timeout=3.0)
     try:

@@ -16,7 +16,7 @@ SRV = {}
 
 def server():
     if "s" not in SRV:
-        SRV["s"] = turn_server(relay_ports=1)
+        SRV["s"] = turn_server(relay_ports=1, extra="total-quota = 0\n")  # 508, not 486
     return SRV["s"]
 
 

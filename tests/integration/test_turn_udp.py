@@ -294,8 +294,9 @@ def quotas_and_capacity():
     for x in cs:
         x.close()
     srv[0].stop()
-    # capacity: two relay ports and no quotas -> the third gets 508
-    srv = turn_server(relay_ports=2)
+    # capacity: two relay ports and no quotas (total-quota defaults to the
+    # port range: 0 lifts it) -> the third gets 508
+    srv = turn_server(relay_ports=2, extra="total-quota = 0\n")
     cs = [TurnClient(("127.0.0.1", srv[1]), user="alice", password="alice-pw")
           for _ in range(3)]
     assert cs[0].allocate().cls == SUCCESS

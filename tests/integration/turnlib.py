@@ -415,6 +415,8 @@ def turn_server(users=("alice:alice-pw", "bob:bob-pw"), v6=False, relay_ports=16
         lines += ["listening-ip = ::1", "relay-ip = ::1"]
     if auth:
         lines += ["user = %s" % u for u in users]
+    else:  # an open relay must be asked for (stund refuses TURN without credentials)
+        lines.append("no-auth")
     if allow_loopback:
         lines.append("allow-loopback-peers")
     conf = "\n".join(lines) + "\n" + extra

@@ -46,8 +46,8 @@ def env():
                 NATCLIENT_SERVER="%s:%d" % (S1, PORT))
 
 
-def natclient(lab, host, args):
-    p = Proc(lab.cmd(host, [NATCLIENT, "--json"] + list(args)), env=env(),
+def natclient(lab, host, args, pre=()):
+    p = Proc(lab.cmd(host, [NATCLIENT, "--json"] + list(pre) + list(args)), env=env(),
              stdin=subprocess.PIPE)
     lab._procs.append(p.p)
     return p
@@ -78,18 +78,19 @@ def _upgraded(con, lst, settle):
     return json.loads(m.string)
 
 
-def session(lab, extra=(), timeout=30, pid="m", settle=3.0):
-    """listen on a, connect from b, a line each way. -> dict with path (the
+def session(lab, extra=(), timeout=30, pid="m", settle=3.0, pre=()):
+    """listen on a, connect from b, a line each way (extra: options of the
+    command, pre: natclient's global options, both sides). -> dict with path (the
     path the session settles on: after a relay fallback, a move to a direct
     path within settle seconds counts), first_path, ttfb_ms (connect
     started -> its first line arrived at the listener), connect_ms
     (natclient's own "ms" of the first connected event), path_ms (of the
     final one). Raises AssertionError when something fails."""
-    lst = natclient(lab, "a", ["listen", pid] + list(extra))
+    lst = natclient(lab, "a", ["listen", pid] + list(extra), pre)
     try:
         lst.wait_line(r'"event":"registered"', timeout=15)
         t0 = time.monotonic()
-        con = natclient(lab, "b", ["connect", pid, "--timeout", str(timeout)] + list(extra))
+        con = natclient(lab, "b", ["connect", pid, "--timeout", str(timeout)] + list(extra), pre)
         try:
             _say(con, "ping from b")  # read by natclient once a path is open
             lst.wait_line(r"^ping from b$", timeout=timeout + 5)

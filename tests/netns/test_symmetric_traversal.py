@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Symmetric-NAT traversal in natclient, as success rates: each case runs
+N trials (NATKIT_TRIALS, default 3), each in a fresh lab (tests/netns/lab.py)
+with stund (rendezvous + TURN), `natclient listen` on host a and `natclient
+connect` on host b, a line each way; it prints the success rate (the path
+the case is about) and the median time to connect, and asserts success at
+least once per case (no speed asserted). Cases:
+  - sequential allocation facing a port-restricted cone, the sequential
+    side connecting, then listening: the window of predicted candidates
+    (client/predict) must give the path "predicted";
+  - the same with low-TTL punching (--predict ttl=2: the lab's hosts are
+    two hops from `inet`, where such a datagram dies);
+  - both sides symmetric and random: no prediction is tried; the relay
+    carries the session within the configured relay fallback (0.3 s here).
+Needs root."""
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import natpair  # noqa: E402
+from lab import Lab  # noqa: E402
+from harness import test, run_tests  # noqa: E402
+
+if os.geteuid() != 0:
+    print("test_symmetric_traversal: FAIL: needs root (network namespaces); run as root",
+          file=sys.stderr)
+    sys.exit(1)
+
+TRIALS = int(os.environ.get("NATKIT_TRIALS", "3"))
+RESULTS = []
+
+
+def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=()):
+    """Run the case TRIALS times; -> (successes, median ms to the path)."""
+    ok, ms, paths = 0, [], []
+    for _ in range(TRIALS):
+        try:
+            with Lab(site_a=site_a, site_b=site_b) as lab:
+                natpair.start_stund(lab)
+                r = natpair.session(lab, extra=extra, timeout=20, settle=settle, pre=pre)
+            paths.append(r["path"])
+            if r["path"] == want:
+                ok += 1
+                ms.append(r["path_ms"])
+        except AssertionError as e:
+            paths.append("failed")
+            print("  %s: trial failed: %s" % (name, str(e)[-600:]))
+    med = statistics.median(ms) if ms else float("nan")
+    RESULTS.append((name, ok, TRIALS, med))
+    print("  %-44s %d/%d %s, median %.0f ms to it (paths: %s)"
+          % (name, ok, TRIALS, want, med, ", ".join(paths)))
+    sys.stdout.flush()
+    if want == "relay" and ms:  # both random: no time spent on guesses
+        assert max(ms) < 1200, (name, ms)
+    assert ok >= 1, "%s: no trial of %d reached path %s (%s)" % (name, TRIALS, want, paths)
+    return ok, med
+
+
+@test
+def sequential_prediction_connecting_side():
+    trials("port-restricted <- sym-seq (connects)", "port-restricted",
+           "symmetric-sequential", "predicted")
+
+
+@test
+def sequential_prediction_listening_side():
+    trials("sym-seq (listens) <- port-restricted", "symmetric-sequential",
+           "port-restricted", "predicted")
+
+
+@test
+def sequential_prediction_low_ttl():
+    trials("port-restricted <- sym-seq, --predict ttl=2", "port-restricted",
+           "symmetric-sequential", "predicted", extra=("--predict", "ttl=2"))
+
+
+@test
+def both_random_go_to_the_relay_in_time():
+    conf = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
+    conf.write("relay-fallback = 0.3\n")
+    conf.flush()
+    try:
+        trials("sym-rnd <- sym-rnd, relay-fallback 0.3 s", "symmetric-random",
+               "symmetric-random", "relay", settle=0, pre=("--config", conf.name))
+    finally:
+        conf.close()
+
+
+@test
+def summary():
+    print("\n%-44s %8s %10s" % ("case", "success", "median ms"))
+    for name, ok, n, med in RESULTS:
+        print("%-44s %4d/%-3d %10.0f" % (name, ok, n, med))
+    assert RESULTS
+
+
+if __name__ == "__main__":
+    t = time.monotonic()
+    try:
+        run_tests()
+    finally:
+        print("%.1f s" % (time.monotonic() - t))
