@@ -9,7 +9,10 @@
 #include <string.h>
 #include <stringprep.h>
 #include <mbedtls/base64.h>
-#include <mbedtls/md.h>
+#include <mbedtls/md5.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 
 #define NONCE_COOKIE "obMatJos2"
 #define NONCE_COOKIE_LEN 9
@@ -67,58 +70,121 @@ out:
 	return rc;
 }
 
-/* Hash of a ":"-joined list of strings (NULL-terminated array). */
-static int hash_joined(mbedtls_md_type_t type, const char *const *parts, uint8_t *out)
+/* SASLprep (RFC 4013) leaves printable ASCII as it is: no mapping,
+ * normalisation or prohibition applies to 0x20-0x7E. Such strings skip
+ * libidn, which allocates. */
+static bool plain_ascii(const char *s)
 {
-	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(type);
-	mbedtls_md_context_t ctx;
-	int rc = STUN_E_CRYPTO;
-	size_t i;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
 
-	mbedtls_md_init(&ctx);
-	if (!md || mbedtls_md_setup(&ctx, md, 0) || mbedtls_md_starts(&ctx))
-		goto out;
-	for (i = 0; parts[i]; i++) {
-		if (i && mbedtls_md_update(&ctx, (const uint8_t *)":", 1))
-			goto out;
-		if (mbedtls_md_update(&ctx, (const uint8_t *)parts[i], strlen(parts[i])))
-			goto out;
+/* SASLprep of in: in itself when plain ASCII, else a fresh string in
+ * *owned (caller frees). */
+static int prep_view(const char *in, const char **out, char **owned)
+{
+	int rc;
+
+	*owned = NULL;
+	if (in && plain_ascii(in)) {
+		*out = in;
+		return 0;
 	}
-	if (mbedtls_md_finish(&ctx, out))
-		goto out;
-	rc = (int)mbedtls_md_get_size(md);
-out:
-	mbedtls_md_free(&ctx);
+	rc = prep_alloc(in, owned);
+	*out = *owned;
 	return rc;
 }
 
+/* mbedTLS 3 dropped the _ret suffix of 2.x's int-returning forms. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define md5_starts mbedtls_md5_starts
+#define md5_update mbedtls_md5_update
+#define md5_finish mbedtls_md5_finish
+#define sha256_starts mbedtls_sha256_starts
+#define sha256_update mbedtls_sha256_update
+#define sha256_finish mbedtls_sha256_finish
+#else
+#define md5_starts mbedtls_md5_starts_ret
+#define md5_update mbedtls_md5_update_ret
+#define md5_finish mbedtls_md5_finish_ret
+#define sha256_starts mbedtls_sha256_starts_ret
+#define sha256_update mbedtls_sha256_update_ret
+#define sha256_finish mbedtls_sha256_finish_ret
+#endif
+
+/* MD5 or SHA-256 on the stack (mbedtls_md_setup() would allocate). */
+struct joined {
+	bool sha256;
+	union {
+		mbedtls_md5_context md5;
+		mbedtls_sha256_context sha256;
+	} c;
+};
+
+static int joined_update(struct joined *h, const char *p, size_t n)
+{
+	if (h->sha256)
+		return sha256_update(&h->c.sha256, (const uint8_t *)p, n);
+	return md5_update(&h->c.md5, (const uint8_t *)p, n);
+}
+
+/* Hash of a ":"-joined list of strings (NULL-terminated array); returns
+ * the digest length. */
+static int hash_joined(bool sha256, const char *const *parts, uint8_t *out)
+{
+	struct joined h = { .sha256 = sha256 };
+	int rc;
+
+	if (sha256) {
+		mbedtls_sha256_init(&h.c.sha256);
+		rc = sha256_starts(&h.c.sha256, 0);
+	} else {
+		mbedtls_md5_init(&h.c.md5);
+		rc = md5_starts(&h.c.md5);
+	}
+	for (size_t i = 0; !rc && parts[i]; i++) {
+		if (i)
+			rc = joined_update(&h, ":", 1);
+		if (!rc)
+			rc = joined_update(&h, parts[i], strlen(parts[i]));
+	}
+	if (!rc)
+		rc = sha256 ? sha256_finish(&h.c.sha256, out) : md5_finish(&h.c.md5, out);
+	mbedtls_platform_zeroize(&h, sizeof(h)); /* the password went through it */
+	if (rc)
+		return STUN_E_CRYPTO;
+	return sha256 ? 32 : 16;
+}
+
 /* RFC 8489 s9.2.2 (and s18.5 for the algorithm numbers):
- * key = H(username ":" OpaqueString(realm) ":" OpaqueString(password)). */
+ * key = H(username ":" OpaqueString(realm) ":" OpaqueString(password)).
+ * Allocates nothing when realm and password are plain ASCII (TURN REST
+ * keys are derived per request). */
 int stun_key_long_term(int alg, const char *username, const char *realm,
 		       const char *password, uint8_t key[STUN_KEY_MAX])
 {
-	mbedtls_md_type_t type;
-	char *r = NULL, *p = NULL;
+	const char *r = NULL, *p = NULL;
+	char *ra = NULL, *pa = NULL;
 	int rc;
 
-	if (alg == STUN_PWALG_MD5)
-		type = MBEDTLS_MD_MD5;
-	else if (alg == STUN_PWALG_SHA256)
-		type = MBEDTLS_MD_SHA256;
-	else
+	if (alg != STUN_PWALG_MD5 && alg != STUN_PWALG_SHA256)
 		return STUN_E_ARG;
 	if (!username || !key)
 		return STUN_E_ARG;
-	rc = prep_alloc(realm, &r);
+	rc = prep_view(realm, &r, &ra);
 	if (!rc)
-		rc = prep_alloc(password, &p);
+		rc = prep_view(password, &p, &pa);
 	if (!rc) {
 		const char *parts[] = { username, r, p, NULL };
 
-		rc = hash_joined(type, parts, key);
+		rc = hash_joined(alg == STUN_PWALG_SHA256, parts, key);
 	}
-	free(r);
-	free(p);
+	free(ra);
+	if (pa)
+		mbedtls_platform_zeroize(pa, strlen(pa));
+	free(pa);
 	return rc;
 }
 
@@ -136,7 +202,7 @@ int stun_userhash(const char *username, const char *realm, uint8_t out[STUN_USER
 	if (!rc) {
 		const char *parts[] = { u, r, NULL };
 
-		rc = hash_joined(MBEDTLS_MD_SHA256, parts, out);
+		rc = hash_joined(true, parts, out);
 		rc = rc < 0 ? rc : 0;
 	}
 	free(u);

@@ -2,6 +2,7 @@
  * Expected digests were computed independently with Python's hashlib/hmac. */
 #include "stun_auth.h"
 #include "stun_msg.h"
+#include "alloc_count.h"
 #include "unit_util.h"
 
 #include <string.h>
@@ -146,6 +147,35 @@ static void test_rest(void)
 	CU_ASSERT_EQUAL(stun_rest_expiry("", 0, &exp), STUN_E_ARG);
 }
 
+/* Plain-ASCII realm and password skip libidn (SASLprep is the identity
+ * there): same key as H(user:realm:password) computed independently, and
+ * the per-request pieces of TURN REST and nonce checks allocate nothing. */
+static void test_ascii_keys_allocate_nothing(void)
+{
+	uint8_t key[STUN_KEY_MAX], want[32];
+	char pw[64], n[STUN_NONCE_MAX];
+
+	alloc_calls = 0;
+	alloc_armed = 1;
+	CU_ASSERT_EQUAL(stun_key_long_term(STUN_PWALG_MD5, "1700000000:alice", "natkit",
+					   "Pass word~1", key), 16);
+	hex("73ed596fe640eaafb8b41f83661d1ac7", want);
+	CU_ASSERT(!memcmp(key, want, 16));
+	CU_ASSERT_EQUAL(stun_key_long_term(STUN_PWALG_SHA256, "1700000000:alice", "natkit",
+					   "Pass word~1", key), 32);
+	hex("72c049172979e1e9a63ab1b7f1e2ef0e70eb9c60ddbe471d63f968e7ecc082ac", want);
+	CU_ASSERT(!memcmp(key, want, 32));
+	CU_ASSERT_EQUAL(stun_rest_password("north-secret", "1700000000:alice", pw, sizeof(pw)), 0);
+	CU_ASSERT_EQUAL(stun_nonce_make(secret, 12, 0, 1000, 600, client_a, 6, n), 0);
+	CU_ASSERT_EQUAL(stun_nonce_check(secret, 12, n, strlen(n), 1000, client_a, 6, NULL), 0);
+	alloc_armed = 0;
+	if (ALLOC_COUNTING)
+		CU_ASSERT_EQUAL(alloc_calls, 0);
+	/* a control character still goes to libidn, which refuses it */
+	CU_ASSERT_EQUAL(stun_key_long_term(STUN_PWALG_MD5, "u", "natkit", "tab\there", key),
+			STUN_E_SASLPREP);
+}
+
 static const struct unit_case cases[] = {
 	{ "SASLprep (RFC 4013) via libidn", test_saslprep },
 	{ "short-term key", test_short_term_key },
@@ -154,6 +184,7 @@ static const struct unit_case cases[] = {
 	{ "nonce cookie and stateless expiry", test_nonce_roundtrip },
 	{ "nonce rejections", test_nonce_rejects },
 	{ "TURN REST credentials", test_rest },
+	{ "ASCII keys, REST and nonces allocate nothing", test_ascii_keys_allocate_nothing },
 	{ NULL, NULL },
 };
 
