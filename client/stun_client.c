@@ -35,6 +35,7 @@ struct stun_txn {
 	uint8_t short_key[STUN_KEY_MAX * 8];
 	size_t short_keylen;       /* > 0: short-term MESSAGE-INTEGRITY */
 	bool bad_integrity;        /* a response failed the integrity check */
+	bool quiet;                /* stun_client_quiet(): no more sends */
 	ev_tstamp t0;
 	ev_timer timer;
 };
@@ -324,7 +325,8 @@ static void txn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		vlog(c, "%s: no response after %u requests", stun_method_name(t->req.method),
 		     t->sends);
 		/* s9.2.5: only bad-integrity responses: say so, not "timeout" */
-		txn_fail(t, t->bad_integrity ? STUN_TXN_INTEGRITY : STUN_TXN_TIMEOUT, 0);
+		txn_fail(t, t->quiet ? STUN_TXN_CANCELLED
+			 : t->bad_integrity ? STUN_TXN_INTEGRITY : STUN_TXN_TIMEOUT, 0);
 		return;
 	}
 	err = txn_send(t);
@@ -402,6 +404,29 @@ void stun_client_cancel(struct stun_client *c, const uint8_t tid[STUN_TID_LEN])
 			return;
 		}
 	}
+}
+
+int stun_client_quiet(struct stun_client *c, const uint8_t tid[STUN_TID_LEN], void *new_arg)
+{
+	for (struct stun_txn *t = c->txns; t; t = t->next) {
+		if (memcmp(t->tid, tid, STUN_TID_LEN) && memcmp(t->first_tid, tid, STUN_TID_LEN))
+			continue;
+		unsigned rc = t->rto.rc ? t->rto.rc : 1;
+		t->req.arg = new_arg;
+		t->quiet = true;
+		if (t->sends < rc) {
+			/* the rest of the transaction timeout, with no sends */
+			double left = ev_timer_remaining(c->loop, &t->timer);
+			for (unsigned i = t->sends; i < rc; i++)
+				left += stun_rto_delay(&t->rto, i) / 1000.0;
+			ev_timer_stop(c->loop, &t->timer);
+			ev_timer_set(&t->timer, left, 0.);
+			ev_timer_start(c->loop, &t->timer);
+			t->sends = rc;
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static struct stun_txn *txn_find(struct stun_client *c, const uint8_t tid[STUN_TID_LEN])
