@@ -1,5 +1,6 @@
 /* stun_client: STUN transactions over one UDP socket (see stun_client.h). */
 #include "stun_client.h"
+#include "rto_cache.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +37,7 @@ struct stun_txn {
 	size_t short_keylen;       /* > 0: short-term MESSAGE-INTEGRITY */
 	bool bad_integrity;        /* a response failed the integrity check */
 	bool quiet;                /* stun_client_quiet(): no more sends */
+	bool cached_rto;           /* started with the server's cached RTO */
 	ev_tstamp t0;
 	ev_timer timer;
 };
@@ -46,6 +48,7 @@ struct stun_client {
 	ev_io io;
 	stun_sockaddr local;
 	struct stun_rto rto;
+	struct rto_cache rtoc;     /* RFC 8489 s6.2.1: RTO per server */
 	struct stun_txn *txns;
 	unsigned n_txns;
 	stun_other_cb other;
@@ -295,6 +298,10 @@ static void txn_finish(struct stun_txn *t, struct stun_txn_result *r)
 	r->sends = t->sends;
 	if (!r->rtt_ms)
 		r->rtt_ms = (unsigned)((ev_now(c->loop) - t->t0) * 1000.0);
+	if (t->cached_rto && t->sends &&
+	    (r->status == STUN_TXN_SUCCESS || r->status == STUN_TXN_ERROR_RESP))
+		rto_cache_done(&c->rtoc, &t->req.dest, ev_now(c->loop), t->sends, r->rtt_ms,
+			       t->rto.rto_ms << (t->sends - 1));
 	c->depth++;
 	if (t->req.cb)
 		t->req.cb(c, r, t->req.arg);
@@ -370,6 +377,10 @@ int stun_client_request(struct stun_client *c, const struct stun_request *r,
 	t->c = c;
 	t->req = *r;
 	t->rto = r->rto ? *r->rto : c->rto;
+	if (!r->rto) { /* RFC 8489 s6.2.1: the RTO cached for this server */
+		t->cached_rto = true;
+		t->rto.rto_ms = rto_cache_get(&c->rtoc, &r->dest, ev_now(c->loop), c->rto.rto_ms);
+	}
 	if (r->short_key) {
 		if (r->short_keylen > sizeof(t->short_key)) {
 			free(t);
@@ -639,6 +650,7 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		setsockopt(c->fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
 	c->loop = loop;
 	c->rto = STUN_RTO_DEFAULT;
+	rto_cache_init(&c->rtoc, c->rto.rto_ms);
 	ev_io_init(&c->io, io_cb, c->fd, EV_READ);
 	c->io.data = c;
 	ev_io_start(loop, &c->io);
@@ -681,6 +693,7 @@ void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg)
 void stun_client_set_rto(struct stun_client *c, const struct stun_rto *rto)
 {
 	c->rto = *rto;
+	rto_cache_init(&c->rtoc, rto->rto_ms); /* a new floor: start over */
 }
 
 void stun_client_set_verbose(struct stun_client *c, int verbose)
