@@ -1,5 +1,6 @@
 /* settings: server and credentials (see settings.h). */
 #include "settings.h"
+#include "conf_line.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -11,18 +12,6 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
 
 static void set_if_empty(char *dst, size_t cap, const char *v)
 {
@@ -60,22 +49,16 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 static int parse_line(struct settings *s, char *line, const char *path, int lineno,
 		      char *err, size_t cap)
 {
-	char *hash = strchr(line, '#');
-	char *eq, *key, *val;
+	struct conf_line t;
+	enum conf_line_kind kind = conf_line_split(line, CONF_LINE_HASH_ANY | CONF_LINE_EQ_ONLY, &t);
+	const char *key = t.key, *val = t.value;
 
-	if (hash)
-		*hash = '\0';
-	key = trim(line);
-	if (!*key)
+	if (kind == CONF_LINE_BLANK)
 		return 0;
-	eq = strchr(key, '=');
-	if (!eq) {
+	if (kind != CONF_LINE_PAIR) {
 		snprintf(err, cap, "%s:%d: expected \"key = value\", got \"%s\"", path, lineno, key);
 		return -EINVAL;
 	}
-	*eq = '\0';
-	val = trim(eq + 1);
-	key = trim(key);
 	int r = apply_key(s, key, val);
 	if (r == -ERANGE) {
 		snprintf(err, cap, "%s:%d: %s takes seconds from 0.05 to 600 (e.g. 1.5), not \"%s\"",
