@@ -41,6 +41,8 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 		set_if_empty(s->password, sizeof(s->password), val);
 	else if (!strcmp(key, "relay-fallback"))
 		return parse_seconds_ms(val, &s->relay_fallback_ms);
+	else if (!strcmp(key, "consent-timeout")) /* RFC 7675 s5.1: 30 s */
+		return parse_seconds_ms(val, &s->consent_timeout_ms);
 	else
 		return -EINVAL;
 	return 0;
@@ -67,7 +69,7 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	}
 	if (r < 0) {
 		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password, "
-			 "relay-fallback", path, lineno, key);
+			 "relay-fallback, consent-timeout", path, lineno, key);
 		return -EINVAL;
 	}
 	return 0;
