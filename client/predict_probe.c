@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <ev.h>
 
 static uint16_t port_of(const stun_sockaddr *a)
@@ -88,25 +89,6 @@ unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_
 	return p->n_pred;
 }
 
-unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int fd,
-			     const struct predict_opts *o)
-{
-	const struct ice_checklist *cl = ice_get_checklist(ice);
-	static const uint8_t payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
-	unsigned n = 0;
-
-	if (!o->enabled || !o->ttl || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
-		return 0;
-	for (unsigned i = 0; i < cl->n_remote; i++) {
-		if (cl->remote[i].type == ICE_CAND_RELAY)
-			continue;
-		if (predict_punch_low_ttl(fd, &cl->remote[i].addr, o->ttl, payload,
-					  sizeof(payload)) == 0)
-			n++;
-	}
-	return n;
-}
-
 static const struct ice_cand *remote_of(const struct ice_checklist *cl, enum ice_cand_type t,
 				       const char *foundation)
 {
@@ -115,6 +97,33 @@ static const struct ice_cand *remote_of(const struct ice_checklist *cl, enum ice
 		    (!foundation || !strcmp(cl->remote[i].foundation, foundation)))
 			return &cl->remote[i];
 	return NULL;
+}
+
+unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int fd,
+			     const struct predict_opts *o)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+	static const uint8_t payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
+	unsigned n = 0;
+	const struct ice_cand *flag;
+
+	/* A random-port peer (its birthday flag) and our mapping is stable: one
+	 * datagram to its IP now opens an address-dependent filter (RFC 4787
+	 * s5) for the checks its new mappings will send, before they arrive. */
+	if (o->enabled && p->alloc == PREDICT_ALLOC_EIM &&
+	    (flag = remote_of(cl, ICE_CAND_PREDICTED, PREDICT_BIRTHDAY_FOUNDATION)) != NULL &&
+	    sendto(fd, payload, sizeof(payload), 0, &flag->addr.sa, stun_sockaddr_len(&flag->addr)) > 0)
+		n++;
+	if (!o->enabled || !o->ttl || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
+		return n;
+	for (unsigned i = 0; i < cl->n_remote; i++) {
+		if (cl->remote[i].type == ICE_CAND_RELAY)
+			continue;
+		if (predict_punch_low_ttl(fd, &cl->remote[i].addr, o->ttl, payload,
+					  sizeof(payload)) == 0)
+			n++;
+	}
+	return n;
 }
 
 int predict_probe_birthday(struct predict_probe *p, struct ice *ice,

@@ -36,7 +36,8 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_sockaddr *srflx,
 			   const stun_sockaddr *server, const struct predict_opts *o);
 /* opts->ttl > 0 and sequential: a low-TTL datagram from fd to each of the
- * peer's non-relayed candidates (ice's remote list). Returns the count. */
+ * peer's non-relayed candidates (ice's remote list); facing a random-port
+ * peer with a stable mapping: one datagram to its IP. Returns the count. */
 unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int fd,
 			     const struct predict_opts *o);
 /* Once the peer's candidates are known: the birthday approach when one
