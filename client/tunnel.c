@@ -568,6 +568,8 @@ static int gather(struct tunnel *tn)
 		return err;
 	if (tn->o->relay != TUNNEL_RELAY_NEVER) {
 		err = turn_client_new(tn->sc, &tn->o->server, &tn->cred, &cbs, &tn->turn);
+		if (!err) /* peers reach us in the server's family */
+			turn_client_set_family(tn->turn, stun_sockaddr_family(&tn->o->server));
 		if (!err)
 			err = turn_client_allocate(tn->turn, 0);
 		if (err < 0)

@@ -17,9 +17,15 @@ SRV = {}
 
 def server():
     if "s" not in SRV:
-        srv, port, _ = turn_server(users=("alice:s3cret",), relay_ports=32)
+        srv, port, _ = turn_server(users=("alice:s3cret",), relay_ports=32, v6=True)
         SRV["s"] = "127.0.0.1:%d" % port
+        SRV["s6"] = "[::1]:%d" % port
     return SRV["s"]
+
+
+def server6():
+    server()
+    return SRV["s6"]
 
 
 def env(srv=None):
@@ -73,6 +79,31 @@ def relayed_setup_not_held_by_retransmission():
             lst.stop()
     print("listen offer->connected over the relay, worst of 3: %d ms" % worst)
     assert worst < 400, worst
+
+
+@test
+def ipv6_end_to_end_over_loopback():
+    # the server on ::1: candidates, checks, relay and data all over IPv6
+    for relay in ("never", "always"):
+        pid = peer_id()
+        lst = listen(pid, srv=server6())
+        con = connect(pid, "--relay", relay, srv=server6())
+        try:
+            cands = []
+            ce = ev(con, "connected")
+            le = ev(lst, "connected")
+            cands = [json.loads(x) for x in con.lines if '"event":"candidate"' in x]
+            assert cands and all(c["address"].startswith("[") for c in cands), cands
+            for e in (ce, le):
+                assert e["local"].startswith("[") and e["remote"].startswith("["), e
+            assert ce["path"] == ("relay" if relay == "always" else "direct"), ce
+            say(con, "v6 hello")
+            lst.wait_line(r"^v6 hello$", timeout=10)
+            say(lst, "v6 back")
+            con.wait_line(r"^v6 back$", timeout=10)
+        finally:
+            con.stop()
+            lst.stop()
 
 
 if __name__ == "__main__":
