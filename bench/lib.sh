@@ -12,6 +12,20 @@ bench_init() {
 	trap 'echo "$bench_name: interrupted" >&2; exit 130' INT TERM
 }
 
+# bench_check_long NAME TOTAL MAX WHAT: more than MAX s of load needs --long.
+bench_check_long() {
+	if [ "$2" -gt "$3" ] && [ "$long" = 0 ]; then
+		echo "$1: $2 s of $4; more than $3 s needs --long" >&2
+		exit 2
+	fi
+}
+
+# bench_one_cpu NAME WHO: true, with a note, when WHO must share one CPU.
+bench_one_cpu() {
+	[ "$(nproc)" -lt 2 ] || return 1
+	echo "$1: one CPU only: $2 share it" >&2
+}
+
 # bench_build [quiet]: scripts/build.sh normal, its log shown on failure.
 bench_build() {
 	[ -n "${1:-}" ] || echo "building (scripts/build.sh normal) ..."

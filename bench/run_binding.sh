@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 seconds=10 rounds=5 flows=4 window=32 batch=32 fp="" servers="bare stund coturn"
 server_cpu=0 client_cpu=1 do_build=1 long=0
@@ -51,17 +53,9 @@ total=$((seconds * nserv))
 [ "$rounds" -ge 1 ] || { echo "run_binding: -r needs at least 1 round" >&2; exit 2; }
 # -d is the load time per server, cut into ROUNDS interleaved rounds.
 round_secs=$(awk -v d="$seconds" -v r="$rounds" 'BEGIN { printf "%.3f", d / r }')
-if [ "$total" -gt 60 ] && [ "$long" = 0 ]; then
-	echo "run_binding: $total s of load in total; more than 60 s needs --long" >&2
-	exit 2
-fi
-if [ "$(nproc)" -lt 2 ]; then
-	echo "run_binding: one CPU only: server and load generator share it" >&2
-	server_cpu=0 client_cpu=0
-fi
+bench_check_long run_binding "$total" 60 "load in total"
+if bench_one_cpu run_binding "server and load generator"; then server_cpu=0 client_cpu=0; fi
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 declare -A pid port
 cleanup() {
 	stop_pids "${pid[@]}"

@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 runs=7 seconds=5 window=64 pps=0 sizes="100 1000" paths="direct relay"
 tunnel_cpu=0 load_cpu=1 do_build=1 long=0 verbose=()
@@ -57,17 +59,9 @@ for p in $paths; do
 	case "$p" in direct|relay) ;; *) echo "run_natclient: path $p: direct or relay" >&2; exit 2 ;; esac
 done
 total=$((seconds * $(wc -w <<<"$sizes") * $(wc -w <<<"$paths")))
-if [ "$total" -gt 60 ] && [ "$long" = 0 ]; then
-	echo "run_natclient: $total s of throughput load; more than 60 s needs --long" >&2
-	exit 2
-fi
-if [ "$(nproc)" -lt 2 ]; then
-	echo "run_natclient: one CPU only: tunnel and load generator share it" >&2
-	tunnel_cpu=0 load_cpu=0
-fi
+bench_check_long run_natclient "$total" 60 "throughput load"
+if bench_one_cpu run_natclient "tunnel and load generator"; then tunnel_cpu=0 load_cpu=0; fi
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 pids=() lst_pid="" con_pid=""
 cleanup() {
 	# the long-lived ones and the tunnel running now (stopped ones are reaped)

@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 build=$src/build
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 seconds=4 rounds=2 clients=4 window=32 steps=1000,10000 allocs=5000 alloc_rounds=5
 servers="stund coturn" ports=4000-19999 server_cpu=0 client_cpu=1 do_build=1 long=0
@@ -60,17 +62,9 @@ if [ $((max_port - min_port + 1)) -lt $((biggest + 1000)) ]; then
 fi
 nserv=$(wc -w <<<"$servers")
 total=$((seconds * rounds * 4 * nserv))
-if [ "$total" -gt 120 ] && [ "$long" = 0 ]; then
-	echo "run_turn: $total s of relay load in total; more than 120 s needs --long" >&2
-	exit 2
-fi
-if [ "$(nproc)" -lt 2 ]; then
-	echo "run_turn: one CPU only: server and load generator share it" >&2
-	server_cpu=0 client_cpu=0
-fi
+bench_check_long run_turn "$total" 120 "relay load in total"
+if bench_one_cpu run_turn "server and load generator"; then server_cpu=0 client_cpu=0; fi
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 declare -A pid port
 cleanup() {
 	stop_pids "${pid[@]}"
