@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench_stun.h"
+#include "bench_util.h"
 
 #define BATCH_MAX 256
 #define IN_MAX 1500
@@ -32,14 +33,6 @@ struct bare {
 	uint8_t in[BATCH_MAX][IN_MAX];
 	uint8_t out[BATCH_MAX][OUT_MAX];
 };
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
 
 static int open_socket(const union bs_addr *addr, int sockbuf)
 {
@@ -186,9 +179,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	bench_catch_stop();
 	b.fd = open_socket(&addr, sockbuf);
 	if (b.fd < 0) {
 		fprintf(stderr, "bare_responder: %s: %s\n", bs_addr_str(&addr, name, sizeof(name)),
@@ -198,7 +189,7 @@ int main(int argc, char **argv)
 	setup_vectors(&b);
 	printf("bare_responder ready %s\n", bs_addr_str(&addr, name, sizeof(name)));
 	fflush(stdout);
-	while (!stopping && !err)
+	while (!bench_stopped && !err)
 		err = serve_batch(&b);
 	if (err)
 		fprintf(stderr, "bare_responder: recvmmsg: %s\n", strerror(-err));

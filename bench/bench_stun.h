@@ -56,6 +56,17 @@ static inline void bs_put32(uint8_t *p, uint32_t v)
 	p[3] = v & 0xff;
 }
 
+static inline void bs_put64(uint8_t *p, uint64_t v)
+{
+	bs_put32(p, (uint32_t)(v >> 32));
+	bs_put32(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t bs_get64(const uint8_t *p)
+{
+	return (uint64_t)bs_get32(p) << 32 | bs_get32(p + 4);
+}
+
 static inline socklen_t bs_addr_len(const union bs_addr *a)
 {
 	return a->sa.sa_family == AF_INET6 ? sizeof(a->in6) : sizeof(a->in4);

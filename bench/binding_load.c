@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bench_stun.h"
+#include "bench_util.h"
 
 #define BATCH_MAX 256
 #define FLOWS_MAX 64
@@ -77,42 +78,6 @@ struct load {
 	uint8_t rx_buf[BATCH_MAX][RX_MAX];
 };
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static uint64_t cpu_ns(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
-	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	bs_put32(p, (uint32_t)(v >> 32));
-	bs_put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)bs_get32(p) << 32 | bs_get32(p + 4);
-}
-
 /* ---- flows ---- */
 
 static int flow_open(struct flow *f, const struct opts *o)
@@ -123,9 +88,7 @@ static int flow_open(struct flow *f, const struct opts *o)
 	f->fd = socket(o->server.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 	if (f->fd < 0)
 		return -errno;
-	/* Ours is the side that must not drop; FORCE works as root only. */
-	if (setsockopt(f->fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0)
-		setsockopt(f->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	bench_big_rcvbuf(f->fd, buf);
 	if (connect(f->fd, &o->server.sa, bs_addr_len(&o->server)) < 0)
 		return -errno;
 	if (getsockname(f->fd, &f->local.sa, &len) < 0)
@@ -167,7 +130,7 @@ static size_t build_request(uint8_t *m, uint32_t idx, uint64_t seq, bool fingerp
 	bs_put16(m + 2, 0);
 	bs_put32(m + 4, BS_COOKIE);
 	bs_put32(m + 8, idx);
-	put64(m + 12, seq);
+	bs_put64(m + 12, seq);
 	if (fingerprint)
 		bs_add_fingerprint(m, &len);
 	return len;
@@ -222,7 +185,7 @@ static void check_answer(struct load *l, struct flow *f, const uint8_t *m, size_
 		return;
 	}
 	uint32_t idx = bs_get32(m + 8);
-	uint64_t seq = get64(m + 12);
+	uint64_t seq = bs_get64(m + 12);
 	if (idx >= l->o.window || !seq || seq >= f->next_seq) {
 		l->c.invalid++; /* a transaction ID we never sent */
 		return;
@@ -292,15 +255,8 @@ static uint64_t outstanding(const struct load *l)
 
 static void setup_vectors(struct load *l)
 {
-	for (unsigned i = 0; i < BATCH_MAX; i++) {
-		l->tx_iov[i].iov_base = l->tx_buf[i];
-		l->tx[i].msg_hdr.msg_iov = &l->tx_iov[i];
-		l->tx[i].msg_hdr.msg_iovlen = 1;
-		l->rx_iov[i].iov_base = l->rx_buf[i];
-		l->rx_iov[i].iov_len = RX_MAX;
-		l->rx[i].msg_hdr.msg_iov = &l->rx_iov[i];
-		l->rx[i].msg_hdr.msg_iovlen = 1;
-	}
+	bench_mmsg_setup(l->tx, l->tx_iov, l->tx_buf[0], TX_MAX, 0, BATCH_MAX);
+	bench_mmsg_setup(l->rx, l->rx_iov, l->rx_buf[0], RX_MAX, RX_MAX, BATCH_MAX);
 }
 
 static unsigned step(struct load *l, bool sending, uint64_t now)
@@ -320,23 +276,23 @@ static unsigned step(struct load *l, bool sending, uint64_t now)
 static uint64_t run(struct load *l)
 {
 	uint64_t timeout_ns = (uint64_t)l->o.timeout_ms * 1000000ull;
-	uint64_t start = now_ns(), now = start, last_expire = start, cpu0 = cpu_ns();
+	uint64_t start = bench_now_ns(), now = start, last_expire = start, cpu0 = bench_cpu_ns();
 	uint64_t run_end = start + (uint64_t)(l->o.seconds * 1e9), send_end = 0;
 	bool sending = true;
 
 	for (;;) {
-		if (sending && (now >= run_end || interrupted ||
+		if (sending && (now >= run_end || bench_stopped ||
 				(l->o.max_requests && l->c.sent >= l->o.max_requests))) {
 			sending = false;
 			send_end = now;
 			l->answered_in_run = l->c.answered;
-			l->cpu_in_run = cpu_ns() - cpu0;
+			l->cpu_in_run = bench_cpu_ns() - cpu0;
 		}
 		if (!sending && (!outstanding(l) || now - send_end >= timeout_ns))
 			break;
 		if (!step(l, sending, now))
 			poll(l->pfds, l->o.flows, 1);
-		now = now_ns();
+		now = bench_now_ns();
 		if (now - last_expire >= EXPIRE_EVERY_NS) {
 			expire(l, now, timeout_ns);
 			last_expire = now;
@@ -377,15 +333,15 @@ static void report(const struct load *l, uint64_t send_ns)
 static int probe(struct load *l)
 {
 	struct flow *f = &l->flows[0];
-	uint64_t deadline = now_ns() + (uint64_t)(l->o.probe * 1e9);
+	uint64_t deadline = bench_now_ns() + (uint64_t)(l->o.probe * 1e9);
 
 	l->o.batch = 1;
-	while (!interrupted && now_ns() < deadline) {
+	while (!bench_stopped && bench_now_ns() < deadline) {
 		if (f->nfree == 0)
 			slot_release(f, 0); /* previous attempt unanswered: retry */
-		flow_send(l, f, now_ns());
+		flow_send(l, f, bench_now_ns());
 		poll(l->pfds, 1, 100);
-		flow_recv(l, f, now_ns());
+		flow_recv(l, f, bench_now_ns());
 		if (l->c.answered)
 			return 0;
 	}
@@ -461,9 +417,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	bench_catch_stop();
 	setup_vectors(&l);
 	int err = open_flows(&l);
 	if (err < 0) {

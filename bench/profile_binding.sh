@@ -36,7 +36,8 @@ done
 command -v "$([ "$mode" = perf ] && echo perf || echo valgrind)" >/dev/null ||
 	{ echo "profile_binding: $mode is not installed" >&2; exit 2; }
 
-tmp=$(mktemp -d /tmp/natkit-profile.XXXXXX)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 spid=""
 cleanup() {
 	if [ -n "$spid" ]; then
@@ -46,30 +47,15 @@ cleanup() {
 	if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$tmp"/. "$keep"/; fi
 	rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_init profile_binding natkit-profile
 
-if [ "$do_build" = 1 ]; then
-	scripts/build.sh normal >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
-fi
-port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; print(harness.free_port(count=2))' \
-	"$src/tests/integration")
-cat >"$tmp/stund.conf" <<EOF
-listening-ip = 127.0.0.1
-listening-port = $port
-workers = 1
-no-tls
-no-dtls
-rate-limit = 0
-EOF
+if [ "$do_build" = 1 ]; then bench_build quiet; fi
+port=$(free_port 2)
+stund_conf "$tmp/stund.conf" "$port" "bench/profile_binding.sh: one worker, as run_binding.sh" </dev/null
 load() { "$build/binding_load" -s "127.0.0.1:$port" "$@"; }
-ready() { # wait for "stund ready", then for one answered Binding
-	local i
-	for i in $(seq 200); do
-		grep -q "stund ready" "$tmp/stund.log" 2>/dev/null && break
-		kill -0 "$spid" 2>/dev/null || { cat "$tmp/stund.log" >&2; exit 1; }
-		sleep 0.1
-	done
+ready() { # wait for "stund ready" (valgrind is slow to start), then one answered Binding
+	wait_line "$tmp/stund.log" "$spid" "stund ready" 20 || kill -0 "$spid" 2>/dev/null ||
+		{ cat "$tmp/stund.log" >&2; exit 1; }
 	load -p 20 >/dev/null
 }
 

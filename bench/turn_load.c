@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "bench_stun.h"
+#include "bench_util.h"
 #include "stun_auth.h"
 #include "stun_msg.h"
 #include "turn_frame.h"
@@ -137,22 +138,6 @@ struct load {
 	uint8_t rx_buf[BATCH_MAX][PKT_MAX];
 };
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t rnd(struct load *l)
 {
 	l->rng ^= l->rng << 13;
@@ -161,25 +146,7 @@ static uint64_t rnd(struct load *l)
 	return l->rng;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	bs_put32(p, (uint32_t)(v >> 32));
-	bs_put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)bs_get32(p) << 32 | bs_get32(p + 4);
-}
-
 /* ---- sockets ---------------------------------------------------------- */
-
-static void big_rcvbuf(int fd, int bytes)
-{
-	/* Ours is the side that must not drop; FORCE works as root only. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
-}
 
 static int watch(struct load *l, int fd, uint32_t id)
 {
@@ -213,7 +180,7 @@ static int client_open(struct load *l, uint32_t id)
 	if (l->n_open < id + 1)
 		l->n_open = id + 1;
 	if (l->o.mode == M_RELAY)
-		big_rcvbuf(fd, 1 << 20);
+		bench_big_rcvbuf(fd, 1 << 20);
 	if (bind_rotating(l, fd) < 0)
 		return -errno;
 	if (connect(fd, &l->o.server.sa, bs_addr_len(&l->o.server)) < 0)
@@ -228,7 +195,7 @@ static int peer_open(struct load *l)
 	l->peer_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->peer_fd < 0)
 		return -errno;
-	big_rcvbuf(l->peer_fd, 4 << 20);
+	bench_big_rcvbuf(l->peer_fd, 4 << 20);
 	memset(&l->peer, 0, sizeof(l->peer));
 	l->peer.in4.sin_family = AF_INET;
 	l->peer.in4.sin_addr = l->o.server.in4.sin_addr; /* loopback beside the server */
@@ -262,7 +229,7 @@ static int transmit(struct load *l, struct client *c)
 		l->k.send_errors++;
 		return -errno;
 	}
-	c->sent_ns = now_ns();
+	c->sent_ns = bench_now_ns();
 	return 0;
 }
 
@@ -341,7 +308,7 @@ static int take_challenge(struct load *l, struct client *c, const struct stun_ms
 
 static bool next_alloc_wanted(const struct load *l, uint64_t now, uint64_t end)
 {
-	if (interrupted || now >= end)
+	if (bench_stopped || now >= end)
 		return false;
 	return !l->o.max_allocs || l->k.allocs + l->busy < l->o.max_allocs;
 }
@@ -473,7 +440,7 @@ static bool payload_match(struct load *l, uint32_t id, const uint8_t *p, size_t 
 	if (len != l->o.payload || bs_get32(p) != id)
 		return false;
 	*slot = bs_get32(p + 4);
-	*seq = get64(p + 8);
+	*seq = bs_get64(p + 8);
 	return *slot < l->o.window && *seq && *seq < l->c[id].next_seq;
 }
 
@@ -632,12 +599,12 @@ static size_t build_packet(struct load *l, uint32_t id, unsigned i, uint32_t slo
 	} else {
 		hdr = SEND_HDR;
 		memcpy(m, c->tmpl, SEND_HDR + l->o.payload);
-		put64(m + 12, seq);
+		bs_put64(m + 12, seq);
 	}
 	p = m + hdr;
 	bs_put32(p, id);
 	bs_put32(p + 4, slot);
-	put64(p + 8, seq);
+	bs_put64(p + 8, seq);
 	return hdr + l->o.payload;
 }
 
@@ -746,7 +713,7 @@ static unsigned poll_once(struct load *l, int wait_ms, uint64_t end)
 {
 	struct epoll_event ev[256];
 	int n = epoll_wait(l->ep, ev, 256, wait_ms);
-	uint64_t now = now_ns();
+	uint64_t now = bench_now_ns();
 
 	for (int i = 0; i < n; i++)
 		read_socket(l, ev[i].data.u32, now, end);
@@ -756,12 +723,12 @@ static unsigned poll_once(struct load *l, int wait_ms, uint64_t end)
 /* Run control transactions until none is outstanding or the deadline. */
 static void settle_all(struct load *l, uint64_t deadline)
 {
-	uint64_t last = now_ns();
+	uint64_t last = bench_now_ns();
 
-	while (l->busy && !interrupted && now_ns() < deadline) {
+	while (l->busy && !bench_stopped && bench_now_ns() < deadline) {
 		poll_once(l, 5, 0);
-		if (now_ns() - last >= EXPIRE_EVERY_NS) {
-			last = now_ns();
+		if (bench_now_ns() - last >= EXPIRE_EVERY_NS) {
+			last = bench_now_ns();
 			retransmit(l, last);
 		}
 	}
@@ -771,17 +738,17 @@ static void settle_all(struct load *l, uint64_t deadline)
  * outstanding, bounded by the deadline. */
 static void allocate_range(struct load *l, uint32_t from, uint32_t to, uint64_t deadline)
 {
-	uint64_t last = now_ns();
+	uint64_t last = bench_now_ns();
 
-	for (uint32_t id = from; id < to && !interrupted && now_ns() < deadline;) {
+	for (uint32_t id = from; id < to && !bench_stopped && bench_now_ns() < deadline;) {
 		while (id < to && l->busy < l->o.window) {
 			if (client_open(l, id) < 0 || request(l, id, C_ALLOC1) < 0)
 				fail(l, &l->c[id]);
 			id++;
 		}
 		poll_once(l, 1, 0);
-		if (now_ns() - last >= EXPIRE_EVERY_NS) {
-			last = now_ns();
+		if (bench_now_ns() - last >= EXPIRE_EVERY_NS) {
+			last = bench_now_ns();
 			retransmit(l, last);
 		}
 	}
@@ -791,9 +758,9 @@ static void allocate_range(struct load *l, uint32_t from, uint32_t to, uint64_t 
 /* Delete every allocation still held (Refresh LIFETIME 0, s7.4). */
 static void delete_all(struct load *l, uint64_t deadline)
 {
-	uint64_t last = now_ns();
+	uint64_t last = bench_now_ns();
 
-	for (uint32_t id = 0; id < l->n_open && !interrupted && now_ns() < deadline;) {
+	for (uint32_t id = 0; id < l->n_open && !bench_stopped && bench_now_ns() < deadline;) {
 		while (id < l->n_open && l->busy < l->o.window) {
 			struct client *c = &l->c[id++];
 
@@ -803,8 +770,8 @@ static void delete_all(struct load *l, uint64_t deadline)
 			request(l, (uint32_t)(c - l->c), C_DELETE);
 		}
 		poll_once(l, 1, 0);
-		if (now_ns() - last >= EXPIRE_EVERY_NS) {
-			last = now_ns();
+		if (bench_now_ns() - last >= EXPIRE_EVERY_NS) {
+			last = bench_now_ns();
 			retransmit(l, last);
 		}
 	}
@@ -813,7 +780,7 @@ static void delete_all(struct load *l, uint64_t deadline)
 
 static uint64_t deadline_in(double seconds)
 {
-	return now_ns() + (uint64_t)(seconds * 1e9);
+	return bench_now_ns() + (uint64_t)(seconds * 1e9);
 }
 
 /* ---- modes ------------------------------------------------------------ */
@@ -858,12 +825,12 @@ static uint64_t ready_clients(const struct load *l)
 static uint64_t relay_run(struct load *l)
 {
 	uint64_t timeout = (uint64_t)l->o.timeout_ms * 1000000ull;
-	uint64_t start = now_ns(), now = start, last = start, send_end = 0;
+	uint64_t start = bench_now_ns(), now = start, last = start, send_end = 0;
 	uint64_t end = start + (uint64_t)(l->o.seconds * 1e9);
 	bool sending = true;
 
 	for (;;) {
-		if (sending && (now >= end || interrupted)) {
+		if (sending && (now >= end || bench_stopped)) {
 			sending = false;
 			send_end = now;
 			l->in_run_peer_rx = l->k.peer_rx;
@@ -873,7 +840,7 @@ static uint64_t relay_run(struct load *l)
 			break;
 		unsigned sent = sending ? send_all(l, start, now) : 0;
 		poll_once(l, sent ? 0 : 1, end);
-		now = now_ns();
+		now = bench_now_ns();
 		if (now - last >= EXPIRE_EVERY_NS) {
 			expire_slots(l, now);
 			last = now;
@@ -953,20 +920,20 @@ static void report_allocs(const struct load *l, const char *mode, double s, uint
  * then the last transactions finish. */
 static int mode_allocs(struct load *l)
 {
-	uint64_t start = now_ns(), end = start + (uint64_t)(l->o.seconds * 1e9);
+	uint64_t start = bench_now_ns(), end = start + (uint64_t)(l->o.seconds * 1e9);
 	uint64_t last = start;
 
 	for (uint32_t id = 0; id < l->o.clients && next_alloc_wanted(l, start, end); id++)
 		if (client_open(l, id) < 0 || request(l, id, C_ALLOC1) < 0)
 			fail(l, &l->c[id]);
-	while (l->busy && !interrupted && now_ns() < end) {
+	while (l->busy && !bench_stopped && bench_now_ns() < end) {
 		poll_once(l, 1, end);
-		if (now_ns() - last >= EXPIRE_EVERY_NS) {
-			last = now_ns();
+		if (bench_now_ns() - last >= EXPIRE_EVERY_NS) {
+			last = bench_now_ns();
 			retransmit(l, last);
 		}
 	}
-	double s = (double)(now_ns() - start) / 1e9;
+	double s = (double)(bench_now_ns() - start) / 1e9;
 	uint64_t in_run = l->k.allocs;
 	settle_all(l, deadline_in(5));
 	delete_all(l, deadline_in(5));
@@ -985,11 +952,11 @@ static uint64_t held(const struct load *l)
 
 static int mode_hold(struct load *l)
 {
-	uint64_t start = now_ns(), deadline = deadline_in(l->o.seconds);
+	uint64_t start = bench_now_ns(), deadline = deadline_in(l->o.seconds);
 	uint32_t from = 0;
 
-	for (unsigned i = 0; i < l->o.n_steps && !interrupted; i++) {
-		uint64_t t0 = now_ns();
+	for (unsigned i = 0; i < l->o.n_steps && !bench_stopped; i++) {
+		uint64_t t0 = bench_now_ns();
 
 		allocate_range(l, from, l->o.steps[i], deadline);
 		from = l->n_open;
@@ -997,13 +964,13 @@ static int mode_hold(struct load *l)
 		       "timeouts=%llu last_error=%u seconds=%.3f\n", l->o.label, l->o.steps[i],
 		       (unsigned long long)held(l), (unsigned long long)l->k.failed,
 		       (unsigned long long)l->k.timeouts, l->k.last_error,
-		       (double)(now_ns() - t0) / 1e9);
+		       (double)(bench_now_ns() - t0) / 1e9);
 		fflush(stdout);
 		usleep((useconds_t)(l->o.hold_secs * 1e6)); /* the driver reads RSS */
 	}
 	uint64_t most = held(l);
 	delete_all(l, deadline_in(30));
-	report_allocs(l, "hold", (double)(now_ns() - start) / 1e9, l->k.allocs);
+	report_allocs(l, "hold", (double)(bench_now_ns() - start) / 1e9, l->k.allocs);
 	return most ? 0 : 3;
 }
 
@@ -1120,16 +1087,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 static void setup_vectors(struct load *l)
 {
-	for (unsigned i = 0; i < BATCH_MAX; i++) {
-		l->tx_iov[i].iov_base = l->tx_buf[i];
-		l->tx[i].msg_hdr.msg_iov = &l->tx_iov[i];
-		l->tx[i].msg_hdr.msg_iovlen = 1;
-		l->rx_iov[i].iov_base = l->rx_buf[i];
-		l->rx_iov[i].iov_len = PKT_MAX;
-		l->rx[i].msg_hdr.msg_iov = &l->rx_iov[i];
-		l->rx[i].msg_hdr.msg_iovlen = 1;
+	bench_mmsg_setup(l->tx, l->tx_iov, l->tx_buf[0], PKT_MAX, 0, BATCH_MAX);
+	bench_mmsg_setup(l->rx, l->rx_iov, l->rx_buf[0], PKT_MAX, PKT_MAX, BATCH_MAX);
+	for (unsigned i = 0; i < BATCH_MAX; i++)
 		l->rx[i].msg_hdr.msg_name = &l->rx_name[i];
-	}
 }
 
 /* Sockets: one per client, the peer, epoll; ask for the hard limit. */
@@ -1181,9 +1142,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	bench_catch_stop();
 	l.ep = -1;
 	if (setup(&l) < 0) {
 		teardown(&l);

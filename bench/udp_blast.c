@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "bench_stun.h"
+#include "bench_util.h"
 
 #define BATCH 32
 #define PKT_MAX 65507
@@ -69,38 +70,6 @@ struct blast {
 	uint64_t first_ns, last_echo_ns, rtt_sum_ns, rtt_max_ns;
 	uint8_t buf[BATCH][2048];
 };
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	bs_put32(p, (uint32_t)(v >> 32));
-	bs_put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)bs_get32(p) << 32 | bs_get32(p + 4);
-}
 
 static int open_socket(const union bs_addr *a, bool bind_it)
 {
@@ -137,7 +106,8 @@ static int run_echo(const struct opts *o)
 	struct iovec iov[BATCH];
 	union bs_addr from[BATCH], me;
 	socklen_t ml = sizeof(me);
-	uint64_t echoed = 0, bytes = 0, end = o->seconds > 0 ? now_ns() + (uint64_t)(o->seconds * 1e9) : 0;
+	uint64_t echoed = 0, bytes = 0;
+	uint64_t end = o->seconds > 0 ? bench_now_ns() + (uint64_t)(o->seconds * 1e9) : 0;
 	char b[64];
 	int fd = open_socket(&o->addr, true);
 
@@ -148,7 +118,7 @@ static int run_echo(const struct opts *o)
 	}
 	printf("udp_blast echo ready addr=%s\n", bs_addr_str(&me, b, sizeof(b)));
 	fflush(stdout);
-	while (!stop && (!end || now_ns() < end)) {
+	while (!bench_stopped && (!end || bench_now_ns() < end)) {
 		for (int i = 0; i < BATCH; i++) {
 			iov[i] = (struct iovec){ buf[i], PKT_MAX };
 			m[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
@@ -196,8 +166,8 @@ static void fill(struct blast *bl, uint8_t *p, uint64_t seq, uint64_t now)
 {
 	bs_put32(p, MAGIC);
 	bs_put32(p + 4, bl->tag);
-	put64(p + 8, seq);
-	put64(p + 16, now);
+	bs_put64(p + 8, seq);
+	bs_put64(p + 16, now);
 	for (size_t i = HDR_LEN; i < bl->o->payload; i++)
 		p[i] = (uint8_t)(seq + i);
 }
@@ -208,7 +178,7 @@ static void check_echo(struct blast *bl, const uint8_t *p, size_t len, uint64_t 
 		bl->invalid++;
 		return;
 	}
-	uint64_t seq = get64(p + 8), t = get64(p + 16);
+	uint64_t seq = bs_get64(p + 8), t = bs_get64(p + 16);
 	if (seq >= bl->sent || t > now || (len > HDR_LEN && p[len - 1] != (uint8_t)(seq + len - 1))) {
 		bl->invalid++;
 		return;
@@ -238,7 +208,7 @@ static unsigned recv_batch(struct blast *bl)
 	n = recvmmsg(bl->fd, m, BATCH, MSG_DONTWAIT, NULL);
 	if (n <= 0)
 		return 0;
-	now = now_ns();
+	now = bench_now_ns();
 	for (int i = 0; i < n; i++)
 		check_echo(bl, bl->buf[i], m[i].msg_len, now);
 	return (unsigned)n;
@@ -293,8 +263,8 @@ static void run_send_loop(struct blast *bl)
 	uint64_t loss_ns = (uint64_t)o->loss_ms * 1000000ull;
 
 	for (;;) {
-		uint64_t now = now_ns();
-		bool sending = !stop && now < end && (!o->count || bl->sent < o->count) &&
+		uint64_t now = bench_now_ns();
+		bool sending = !bench_stopped && now < end && (!o->count || bl->sent < o->count) &&
 			       bl->sent < SEQ_MAX;
 		unsigned got = recv_batch(bl), put = 0;
 
@@ -347,8 +317,8 @@ static int run_send(const struct opts *o)
 			strerror(errno));
 		return 1;
 	}
-	bl.tag = (uint32_t)(clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 16);
-	bl.first_ns = now_ns();
+	bl.tag = (uint32_t)(bench_clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 16);
+	bl.first_ns = bench_now_ns();
 	run_send_loop(&bl);
 	report_send(&bl);
 	close(bl.fd);
@@ -361,13 +331,13 @@ static int run_send(const struct opts *o)
 static int run_probe(const struct opts *o)
 {
 	static struct blast bl;
-	uint64_t start = now_ns(), end = start + (uint64_t)(o->seconds * 1e9);
+	uint64_t start = bench_now_ns(), end = start + (uint64_t)(o->seconds * 1e9);
 	uint64_t step = (uint64_t)(o->interval_ms * 1e6), next = start;
-	double since = o->since > 0 ? o->since : (double)clock_ns(CLOCK_REALTIME) / 1e9;
+	double since = o->since > 0 ? o->since : (double)bench_clock_ns(CLOCK_REALTIME) / 1e9;
 	char b[64];
 
 	bl.o = o;
-	bl.tag = (uint32_t)(clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 16);
+	bl.tag = (uint32_t)(bench_clock_ns(CLOCK_REALTIME) ^ (uint64_t)getpid() << 16);
 	/* unconnected: an ICMP port unreachable before the forwarder binds
 	 * its port is no error for this socket */
 	union bs_addr any = { 0 };
@@ -377,8 +347,8 @@ static int run_probe(const struct opts *o)
 		fprintf(stderr, "udp_blast: socket: %s\n", strerror(errno));
 		return 1;
 	}
-	while (!stop && !bl.echoed && now_ns() < end) {
-		uint64_t now = now_ns();
+	while (!bench_stopped && !bl.echoed && bench_now_ns() < end) {
+		uint64_t now = bench_now_ns();
 		if (now >= next) {
 			uint8_t *p = bl.buf[BATCH - 1];
 			fill(&bl, p, bl.sent, now);
@@ -389,7 +359,7 @@ static int run_probe(const struct opts *o)
 		wait_readable(bl.fd, next > now ? next - now : step);
 		recv_batch(&bl);
 	}
-	double at = (double)clock_ns(CLOCK_REALTIME) / 1e9;
+	double at = (double)bench_clock_ns(CLOCK_REALTIME) / 1e9;
 	printf("udp_blast mode=probe to=%s probes=%llu echoed=%llu first_echo_ms=%.1f\n",
 	       bs_addr_str(&o->addr, b, sizeof(b)), (unsigned long long)bl.sent,
 	       (unsigned long long)bl.echoed, bl.echoed ? (at - since) * 1e3 : -1.0);
@@ -470,14 +440,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
 	struct opts o;
-	struct sigaction sa = { .sa_handler = on_signal };
 
 	if (parse_args(argc, argv, &o) < 0) {
 		usage();
 		return 2;
 	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	bench_catch_stop();
 	signal(SIGPIPE, SIG_IGN);
 	if (o.mode == MODE_ECHO)
 		return run_echo(&o);

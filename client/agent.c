@@ -296,7 +296,8 @@ int ice_checklist_next(struct ice_checklist *cl)
 		i = cl->triggered[cl->trig_head];
 		cl->trig_head = (cl->trig_head + 1) % ICE_MAX_PAIRS;
 		cl->trig_len--;
-		if ((unsigned)i < cl->n_pairs) {
+		/* a pair that succeeded meanwhile needs no new check */
+		if ((unsigned)i < cl->n_pairs && cl->pairs[i].state != ICE_PAIR_SUCCEEDED) {
 			cl->pairs[i].state = ICE_PAIR_IN_PROGRESS;
 			return i;
 		}
@@ -311,17 +312,24 @@ int ice_checklist_next(struct ice_checklist *cl)
 	return i;
 }
 
-void ice_checklist_trigger(struct ice_checklist *cl, unsigned i)
+bool ice_checklist_trigger(struct ice_checklist *cl, unsigned i)
 {
-	if (i >= cl->n_pairs || cl->trig_len >= ICE_MAX_PAIRS)
-		return;
+	bool was_in_progress;
+
+	if (i >= cl->n_pairs || cl->pairs[i].state == ICE_PAIR_SUCCEEDED)
+		return false;
+	was_in_progress = cl->pairs[i].state == ICE_PAIR_IN_PROGRESS;
+	/* s7.3.1.4: Frozen, Failed and (its transaction cancelled)
+	 * In-Progress pairs become Waiting and are queued */
+	cl->pairs[i].state = ICE_PAIR_WAITING;
 	for (unsigned k = 0; k < cl->trig_len; k++)
 		if (cl->triggered[(cl->trig_head + k) % ICE_MAX_PAIRS] == i)
-			return;
+			return was_in_progress;
+	if (cl->trig_len >= ICE_MAX_PAIRS)
+		return was_in_progress;
 	cl->triggered[(cl->trig_head + cl->trig_len) % ICE_MAX_PAIRS] = (uint16_t)i;
 	cl->trig_len++;
-	if (cl->pairs[i].state == ICE_PAIR_FROZEN || cl->pairs[i].state == ICE_PAIR_FAILED)
-		cl->pairs[i].state = ICE_PAIR_WAITING;
+	return was_in_progress;
 }
 
 void ice_checklist_result(struct ice_checklist *cl, unsigned i, bool success)

@@ -92,8 +92,10 @@ unsigned ice_checklist_form(struct ice_checklist *cl);
 /* s6.1.4.2: the pair to check on this tick of Ta (now In-Progress), or -1
  * when there is nothing to check. */
 int ice_checklist_next(struct ice_checklist *cl);
-/* s6.1.4.1 / s7.3.1.4: queue a triggered check for pair i. */
-void ice_checklist_trigger(struct ice_checklist *cl, unsigned i);
+/* s6.1.4.1 / s7.3.1.4: queue a triggered check for pair i (Waiting now;
+ * a Succeeded pair is left alone). Returns true when the pair was
+ * In-Progress: the caller cancels that transaction ("will not retransmit"). */
+bool ice_checklist_trigger(struct ice_checklist *cl, unsigned i);
 /* s7.2.5.3.3 / s7.2.5.2: a check's outcome. On success, Frozen pairs with
  * the same foundation become Waiting. */
 void ice_checklist_result(struct ice_checklist *cl, unsigned i, bool success);

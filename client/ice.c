@@ -25,6 +25,7 @@ struct ice_check {
 	bool active;
 	bool nominating;           /* carries USE-CANDIDATE */
 	bool consent;              /* an RFC 7675 consent check */
+	bool renominate;           /* a cancelled nominating check: redo it */
 	uint8_t tid[STUN_TID_LEN];
 };
 
@@ -39,6 +40,8 @@ struct ice {
 	size_t lkeylen, rkeylen;
 	struct ice_checklist cl;
 	struct ice_check checks[ICE_MAX_PAIRS];
+	/* s7.3.1.4: a cancelled check still waiting for its response */
+	struct ice_check quiet[ICE_MAX_PAIRS];
 	bool use_cand_seen[ICE_MAX_PAIRS]; /* controlled: nominated by the peer */
 	stun_sockaddr mapped[ICE_MAX_PAIRS]; /* XOR-MAPPED-ADDRESS of the pair's check */
 	enum ice_state state;
@@ -337,7 +340,7 @@ static void select_pair(struct ice *ice, unsigned idx)
 static bool checks_in_flight(const struct ice *ice)
 {
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
-		if (ice->checks[i].active)
+		if (ice->checks[i].active || ice->quiet[i].active)
 			return true;
 	return false;
 }
@@ -468,8 +471,11 @@ static void ta_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (ice->state != ICE_CHECKING && ice->state != ICE_CONNECTED)
 		return;
 	i = ice_checklist_next(&ice->cl);
-	if (i >= 0)
-		send_check(ice, (unsigned)i, false);
+	if (i >= 0) {
+		bool nom = ice->checks[i].renominate && ice->cl.controlling;
+		ice->checks[i].renominate = false;
+		send_check(ice, (unsigned)i, nom);
+	}
 	maybe_failed(ice);
 }
 
@@ -588,6 +594,26 @@ static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_soc
 	return ice_checklist_add_remote(&ice->cl, &c);
 }
 
+/* s7.3.1.4: the In-Progress check of pair idx is cancelled: "will not
+ * retransmit ... will not treat the lack of response to be a failure, but
+ * will wait the duration of the transaction timeout for a response" (a
+ * response to it still counts: both agents doing this at once must not
+ * cancel each other's answers forever). */
+static void quiet_check(struct ice *ice, unsigned idx)
+{
+	struct ice_check *ck = &ice->checks[idx], *q = &ice->quiet[idx];
+
+	if (!ck->active)
+		return;
+	if (q->active)
+		stun_client_cancel(ice->sc, q->tid);
+	*q = *ck;
+	ck->active = false;
+	ck->renominate = ck->nominating;
+	if (stun_client_quiet(ice->sc, q->tid, q) < 0)
+		q->active = false;
+}
+
 /* s7.3.1.4 triggered check and s7.3.1.5 nomination. */
 static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
 			 bool via_relay)
@@ -608,17 +634,15 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 			select_pair(ice, (unsigned)idx);
 		return;
 	}
-	/* s7.3.1.4: an In-Progress pair's check is cancelled and triggered
-	 * anew (its first attempt may have died at the peer's NAT before the
-	 * peer's own check opened it; waiting for the RTO costs seconds) */
-	bool checking = ice->state == ICE_CHECKING ||
-			(ice->state == ICE_CONNECTED && upgrading(ice));
-	if (p->state == ICE_PAIR_IN_PROGRESS && !ice->checks[idx].nominating && checking)
-		p->state = ICE_PAIR_WAITING;
-	if (p->state != ICE_PAIR_IN_PROGRESS && checking) {
-		ice->st.triggered++;
-		ice_checklist_trigger(&ice->cl, (unsigned)idx);
-	}
+	if (ice->state != ICE_CHECKING && !(ice->state == ICE_CONNECTED && upgrading(ice)))
+		return;
+	ice->st.triggered++;
+	/* s7.3.1.4: an In-Progress pair gets a new check now rather than
+	 * waiting for the retransmission of its first one (lost e.g. on a
+	 * relay before the peer's permission); the old transaction is
+	 * cancelled but still heard (quiet_check) */
+	if (ice_checklist_trigger(&ice->cl, (unsigned)idx))
+		quiet_check(ice, (unsigned)idx);
 }
 
 static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
@@ -742,9 +766,12 @@ void ice_free(struct ice *ice)
 	ev_timer_stop(ice->loop, &ice->expiry);
 	if (ice->consent_ck.active)
 		stun_client_cancel(ice->sc, ice->consent_ck.tid);
-	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++) {
 		if (ice->checks[i].active)
 			stun_client_cancel(ice->sc, ice->checks[i].tid);
+		if (ice->quiet[i].active)
+			stun_client_cancel(ice->sc, ice->quiet[i].tid);
+	}
 	free(ice);
 }
 
@@ -843,6 +870,7 @@ int ice_start(struct ice *ice)
 		return -EINVAL;
 	ice_checklist_form(&ice->cl);
 	memset(ice->checks, 0, sizeof(ice->checks));
+	memset(ice->quiet, 0, sizeof(ice->quiet));
 	for (unsigned i = 0; i < ice->cl.n_remote; i++)
 		permit(ice, &ice->cl.remote[i].addr);
 	ice->t0 = ev_now(ice->loop);

@@ -1,5 +1,6 @@
 /* settings: server and credentials (see settings.h). */
 #include "settings.h"
+#include "conf_line.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -11,18 +12,6 @@
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
-
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
 
 static void set_if_empty(char *dst, size_t cap, const char *v)
 {
@@ -52,6 +41,8 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 		set_if_empty(s->password, sizeof(s->password), val);
 	else if (!strcmp(key, "relay-fallback"))
 		return parse_seconds_ms(val, &s->relay_fallback_ms);
+	else if (!strcmp(key, "consent-timeout")) /* RFC 7675 s5.1: 30 s */
+		return parse_seconds_ms(val, &s->consent_timeout_ms);
 	else
 		return -EINVAL;
 	return 0;
@@ -60,22 +51,16 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 static int parse_line(struct settings *s, char *line, const char *path, int lineno,
 		      char *err, size_t cap)
 {
-	char *hash = strchr(line, '#');
-	char *eq, *key, *val;
+	struct conf_line t;
+	enum conf_line_kind kind = conf_line_split(line, CONF_LINE_HASH_ANY | CONF_LINE_EQ_ONLY, &t);
+	const char *key = t.key, *val = t.value;
 
-	if (hash)
-		*hash = '\0';
-	key = trim(line);
-	if (!*key)
+	if (kind == CONF_LINE_BLANK)
 		return 0;
-	eq = strchr(key, '=');
-	if (!eq) {
+	if (kind != CONF_LINE_PAIR) {
 		snprintf(err, cap, "%s:%d: expected \"key = value\", got \"%s\"", path, lineno, key);
 		return -EINVAL;
 	}
-	*eq = '\0';
-	val = trim(eq + 1);
-	key = trim(key);
 	int r = apply_key(s, key, val);
 	if (r == -ERANGE) {
 		snprintf(err, cap, "%s:%d: %s takes seconds from 0.05 to 600 (e.g. 1.5), not \"%s\"",
@@ -84,7 +69,7 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	}
 	if (r < 0) {
 		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password, "
-			 "relay-fallback", path, lineno, key);
+			 "relay-fallback, consent-timeout", path, lineno, key);
 		return -EINVAL;
 	}
 	return 0;

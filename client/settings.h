@@ -17,10 +17,12 @@ struct settings {
 	char user[256];
 	char password[256];
 	unsigned relay_fallback_ms; /* "relay-fallback = SECONDS"; 0: default */
+	unsigned consent_timeout_ms;/* "consent-timeout = SECONDS"; 0: 30 s */
 };
 
 /* Read FILE: lines "key = value", '#' starts a comment. Keys: server,
- * user (or username), password, relay-fallback (seconds, e.g. 1.5). Earlier values (from --server) are kept.
+ * user (or username), password, relay-fallback (seconds, e.g. 1.5), consent-timeout (seconds: a path
+ * without a consent answer this long is lost and re-established). Earlier values (from --server) are kept.
  * On error writes "FILE:LINE: what; what is accepted" into err. */
 int settings_load_file(struct settings *s, const char *path, char *err, size_t cap);
 /* Fill what is still empty from NATCLIENT_SERVER / _USER / _PASSWORD. */

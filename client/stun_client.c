@@ -1,5 +1,6 @@
 /* stun_client: STUN transactions over one UDP socket (see stun_client.h). */
 #include "stun_client.h"
+#include "rto_cache.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +36,8 @@ struct stun_txn {
 	uint8_t short_key[STUN_KEY_MAX * 8];
 	size_t short_keylen;       /* > 0: short-term MESSAGE-INTEGRITY */
 	bool bad_integrity;        /* a response failed the integrity check */
+	bool quiet;                /* stun_client_quiet(): no more sends */
+	bool cached_rto;           /* started with the server's cached RTO */
 	ev_tstamp t0;
 	ev_timer timer;
 };
@@ -45,6 +48,7 @@ struct stun_client {
 	ev_io io;
 	stun_sockaddr local;
 	struct stun_rto rto;
+	struct rto_cache rtoc;     /* RFC 8489 s6.2.1: RTO per server */
 	struct stun_txn *txns;
 	unsigned n_txns;
 	stun_other_cb other;
@@ -294,6 +298,10 @@ static void txn_finish(struct stun_txn *t, struct stun_txn_result *r)
 	r->sends = t->sends;
 	if (!r->rtt_ms)
 		r->rtt_ms = (unsigned)((ev_now(c->loop) - t->t0) * 1000.0);
+	if (t->cached_rto && t->sends &&
+	    (r->status == STUN_TXN_SUCCESS || r->status == STUN_TXN_ERROR_RESP))
+		rto_cache_done(&c->rtoc, &t->req.dest, ev_now(c->loop), t->sends, r->rtt_ms,
+			       t->rto.rto_ms << (t->sends - 1));
 	c->depth++;
 	if (t->req.cb)
 		t->req.cb(c, r, t->req.arg);
@@ -324,7 +332,8 @@ static void txn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		vlog(c, "%s: no response after %u requests", stun_method_name(t->req.method),
 		     t->sends);
 		/* s9.2.5: only bad-integrity responses: say so, not "timeout" */
-		txn_fail(t, t->bad_integrity ? STUN_TXN_INTEGRITY : STUN_TXN_TIMEOUT, 0);
+		txn_fail(t, t->quiet ? STUN_TXN_CANCELLED
+			 : t->bad_integrity ? STUN_TXN_INTEGRITY : STUN_TXN_TIMEOUT, 0);
 		return;
 	}
 	err = txn_send(t);
@@ -368,6 +377,10 @@ int stun_client_request(struct stun_client *c, const struct stun_request *r,
 	t->c = c;
 	t->req = *r;
 	t->rto = r->rto ? *r->rto : c->rto;
+	if (!r->rto) { /* RFC 8489 s6.2.1: the RTO cached for this server */
+		t->cached_rto = true;
+		t->rto.rto_ms = rto_cache_get(&c->rtoc, &r->dest, ev_now(c->loop), c->rto.rto_ms);
+	}
 	if (r->short_key) {
 		if (r->short_keylen > sizeof(t->short_key)) {
 			free(t);
@@ -402,6 +415,29 @@ void stun_client_cancel(struct stun_client *c, const uint8_t tid[STUN_TID_LEN])
 			return;
 		}
 	}
+}
+
+int stun_client_quiet(struct stun_client *c, const uint8_t tid[STUN_TID_LEN], void *new_arg)
+{
+	for (struct stun_txn *t = c->txns; t; t = t->next) {
+		if (memcmp(t->tid, tid, STUN_TID_LEN) && memcmp(t->first_tid, tid, STUN_TID_LEN))
+			continue;
+		unsigned rc = t->rto.rc ? t->rto.rc : 1;
+		t->req.arg = new_arg;
+		t->quiet = true;
+		if (t->sends < rc) {
+			/* the rest of the transaction timeout, with no sends */
+			double left = ev_timer_remaining(c->loop, &t->timer);
+			for (unsigned i = t->sends; i < rc; i++)
+				left += stun_rto_delay(&t->rto, i) / 1000.0;
+			ev_timer_stop(c->loop, &t->timer);
+			ev_timer_set(&t->timer, left, 0.);
+			ev_timer_start(c->loop, &t->timer);
+			t->sends = rc;
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static struct stun_txn *txn_find(struct stun_client *c, const uint8_t tid[STUN_TID_LEN])
@@ -614,6 +650,7 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		setsockopt(c->fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
 	c->loop = loop;
 	c->rto = STUN_RTO_DEFAULT;
+	rto_cache_init(&c->rtoc, c->rto.rto_ms);
 	ev_io_init(&c->io, io_cb, c->fd, EV_READ);
 	c->io.data = c;
 	ev_io_start(loop, &c->io);
@@ -656,6 +693,7 @@ void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg)
 void stun_client_set_rto(struct stun_client *c, const struct stun_rto *rto)
 {
 	c->rto = *rto;
+	rto_cache_init(&c->rtoc, rto->rto_ms); /* a new floor: start over */
 }
 
 void stun_client_set_verbose(struct stun_client *c, int verbose)

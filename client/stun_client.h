@@ -131,6 +131,11 @@ int stun_client_request(struct stun_client *c, const struct stun_request *r,
 /* Cancel the transaction whose current or first ID is tid; its callback
  * runs with STUN_TXN_CANCELLED. */
 void stun_client_cancel(struct stun_client *c, const uint8_t tid[STUN_TID_LEN]);
+/* Stop retransmitting the transaction tid but keep waiting for a response
+ * until its timeout (RFC 8445 s7.3.1.4 "cancel"): a response still reports
+ * success or error, to new_arg from now on; no response reports
+ * STUN_TXN_CANCELLED, not a timeout. -ENOENT if there is no such one. */
+int stun_client_quiet(struct stun_client *c, const uint8_t tid[STUN_TID_LEN], void *new_arg);
 
 /* Send a datagram as is (indications, ChannelData, data). */
 int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const void *buf,

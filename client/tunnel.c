@@ -62,6 +62,13 @@ struct tunnel {
 	uint64_t dropped;          /* datagrams without a flow header, unknown flows */
 	ev_io in, app;
 	ev_timer timeout, reap;
+	/* a lost path is re-established (issue 5): connect restarts ICE with a
+	 * new offer (RFC 8445 s9: new credentials) until --timeout; listen
+	 * takes a new offer from the same user in place of its session */
+	ev_timer restart;
+	bool restarting;           /* connect: since the path was lost */
+	unsigned restarts;
+	char peer_user[RDV_USER_MAX + 1]; /* listen: the current session's user */
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
 };
@@ -383,8 +390,27 @@ static void on_connected(struct tunnel *tn)
 	      addr_str(&l->addr, lb), addr_str(&r->addr, rb), ice_cand_type_str(l->type),
 	      ice_cand_type_str(r->type));
 	ev_timer_stop(tn->loop, &tn->timeout);
+	tn->restarting = false;
 	if (!tn->o->has_expose && !tn->o->has_local && !tn->in_eof)
 		ev_io_start(tn->loop, &tn->in);
+}
+
+/* connect: the path is lost (RFC 7675 consent expired) or the checks of a
+ * restart failed: ICE restarts (s9) after delay, from outside the ICE
+ * agent's callback; the --local socket stays open meanwhile, and --timeout
+ * counts from the loss. */
+static void restart_later(struct tunnel *tn, double delay)
+{
+	if (!tn->restarting) {
+		tn->restarting = true;
+		event(tn, "disconnected", "\"reason\":\"no consent answer for %u ms\"",
+		      tn->o->consent_timeout_ms ? tn->o->consent_timeout_ms : 30000);
+		ev_timer_set(&tn->timeout, tn->o->timeout_s > 0 ? tn->o->timeout_s : 30., 0.);
+		ev_timer_start(tn->loop, &tn->timeout);
+	}
+	ev_timer_stop(tn->loop, &tn->restart);
+	ev_timer_set(&tn->restart, delay, 0.);
+	ev_timer_start(tn->loop, &tn->restart);
 }
 
 static void on_state(struct ice *ice, enum ice_state st, void *arg)
@@ -399,10 +425,12 @@ static void on_state(struct ice *ice, enum ice_state st, void *arg)
 	if (st != ICE_FAILED && st != ICE_DISCONNECTED)
 		return;
 	ev_io_stop(tn->loop, &tn->in);
+	if (tn->o->role == TUNNEL_CONNECT && st == ICE_FAILED && !tn->restarting) {
+		fail(tn, "no path opened: every connectivity check failed");
+		return;
+	}
 	if (tn->o->role == TUNNEL_CONNECT) {
-		fail(tn, st == ICE_FAILED ? "no path opened: every connectivity check failed"
-					  : "the path was lost: the peer stopped answering "
-					    "consent checks for 30 s");
+		restart_later(tn, st == ICE_FAILED ? 1.0 : 0.);
 		return;
 	}
 	event(tn, st == ICE_FAILED ? "failed" : "disconnected", "%s", "");
@@ -414,6 +442,7 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 	struct ice_params p = { .controlling = controlling,
 				.tie_breaker = ice_tie_breaker_random(),
 				.relay_fallback_ms = tn->o->relay_fallback_ms,
+				.consent_timeout_ms = tn->o->consent_timeout_ms,
 				.verbose = tn->o->verbose > 1 };
 	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = tn };
 	int err;
@@ -536,6 +565,8 @@ static int gather(struct tunnel *tn)
 		return err;
 	if (tn->o->relay != TUNNEL_RELAY_NEVER) {
 		err = turn_client_new(tn->sc, &tn->o->server, &tn->cred, &cbs, &tn->turn);
+		if (!err) /* peers reach us in the server's family */
+			turn_client_set_family(tn->turn, stun_sockaddr_family(&tn->o->server));
 		if (!err)
 			err = turn_client_allocate(tn->turn, 0);
 		if (err < 0)
@@ -596,6 +627,11 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 	struct tunnel *tn = arg;
 
 	(void)rc;
+	if ((r->status != 0 || !r->answer) && tn->restarting) {
+		event(tn, "restart-failed", "\"reason\":\"%s\"", rdv_reason(tn, r));
+		restart_later(tn, 1.0); /* until --timeout */
+		return;
+	}
 	if (r->status != 0 || !r->answer) {
 		fail(tn, "%s", rdv_reason(tn, r));
 		return;
@@ -618,10 +654,17 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 	struct rdv_session answer;
 	char pb[64] = "";
 
-	if (tn->ice) { /* one session at a time */
+	if (tn->ice && strcmp(tn->peer_user, o->from)) { /* one session at a time */
 		rdv_client_decline(rc, o->offer_id, 486, "Busy", NULL, NULL);
 		return;
 	}
+	if (tn->ice) { /* the same user restarts (RFC 8445 s9): the new one wins */
+		event(tn, "restart", "\"from\":\"%s\"", o->from);
+		ev_timer_stop(tn->loop, &tn->reap);
+		ice_free(tn->ice);
+		tn->ice = NULL;
+	}
+	snprintf(tn->peer_user, sizeof(tn->peer_user), "%s", o->from);
 	if (o->has_peer)
 		addr_str(&o->peer, pb);
 	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\"", o->from, pb);
@@ -673,10 +716,36 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	finish(w->data, 0);
 }
 
+/* connect: a fresh ICE agent (new credentials) and its offer. */
+static int offer_start(struct tunnel *tn)
+{
+	struct rdv_session offer;
+	int err = ice_setup(tn, true);
+
+	if (err < 0)
+		return err;
+	session_make(tn, &offer);
+	offer.tie_breaker = ice_tie_breaker_random();
+	return rdv_client_connect(tn->rdv, tn->o->id, &offer, connect_cb, tn);
+}
+
+static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tunnel *tn = w->data;
+
+	(void)loop;
+	(void)revents;
+	ice_free(tn->ice);
+	tn->ice = NULL;
+	tn->restarts++;
+	event(tn, "restart", "\"attempt\":%u", tn->restarts);
+	if (offer_start(tn) < 0)
+		restart_later(tn, 1.0);
+}
+
 static int start(struct tunnel *tn)
 {
 	stun_sockaddr bind_addr;
-	struct rdv_session offer;
 	int err;
 
 	err = stun_route_source(&tn->o->server, &bind_addr);
@@ -698,13 +767,8 @@ static int start(struct tunnel *tn)
 		rdv_client_on_offer(tn->rdv, offer_cb, tn);
 		return rdv_client_register(tn->rdv, tn->o->id, 0, register_cb, tn);
 	}
-	err = ice_setup(tn, true);
-	if (err < 0)
-		return err;
-	session_make(tn, &offer);
-	offer.tie_breaker = ice_tie_breaker_random();
 	ev_timer_start(tn->loop, &tn->timeout);
-	return rdv_client_connect(tn->rdv, tn->o->id, &offer, connect_cb, tn);
+	return offer_start(tn);
 }
 
 static void cleanup(struct tunnel *tn)
@@ -713,6 +777,7 @@ static void cleanup(struct tunnel *tn)
 	ev_io_stop(tn->loop, &tn->app);
 	ev_timer_stop(tn->loop, &tn->timeout);
 	ev_timer_stop(tn->loop, &tn->reap);
+	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
 	ice_free(tn->ice);
@@ -751,6 +816,8 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->timeout.data = tn;
 	ev_timer_init(&tn->reap, reap_cb, 0., 0.);
 	tn->reap.data = tn;
+	ev_timer_init(&tn->restart, restart_cb, 0., 0.);
+	tn->restart.data = tn;
 	ev_signal_init(&tn->sigint, signal_cb, SIGINT);
 	ev_signal_init(&tn->sigterm, signal_cb, SIGTERM);
 	tn->sigint.data = tn->sigterm.data = tn;

@@ -35,6 +35,7 @@ struct turn_client {
 	struct turn_client_cbs cbs;
 	bool allocated, alloc_busy;
 	uint32_t lifetime, req_lifetime;
+	bool want_v6;              /* REQUESTED-ADDRESS-FAMILY IPv6 */
 	ev_tstamp alloc_next;      /* when to Refresh */
 	uint8_t alloc_tid[STUN_TID_LEN];
 	stun_sockaddr relayed, mapped;
@@ -123,6 +124,14 @@ static void allocate_attrs(struct stun_builder *b, void *arg)
 	stun_build_u8(b, STUN_ATTR_REQUESTED_TRANSPORT, PROTO_UDP);
 	if (t->req_lifetime)
 		stun_build_u32(b, STUN_ATTR_LIFETIME, t->req_lifetime);
+	/* RFC 8656 s7.1 (RFC 6156): without it the relayed address is IPv4 */
+	if (t->want_v6)
+		stun_build_u8(b, STUN_ATTR_REQUESTED_ADDRESS_FAMILY, STUN_FAMILY_IPV6);
+}
+
+void turn_client_set_family(struct turn_client *t, int family)
+{
+	t->want_v6 = family == AF_INET6;
 }
 
 static void refresh_attrs(struct stun_builder *b, void *arg)

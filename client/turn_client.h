@@ -53,6 +53,9 @@ void turn_client_set_refresh(struct turn_client *t, double seconds);
 /* Allocate a UDP relay (REQUESTED-TRANSPORT 17); lifetime 0: the server's
  * default. cbs->allocated reports the outcome. */
 int turn_client_allocate(struct turn_client *t, uint32_t lifetime_s);
+/* The relayed address family to ask for (AF_INET6: REQUESTED-ADDRESS-FAMILY
+ * IPv6; AF_INET, the default: none, the server gives IPv4). */
+void turn_client_set_family(struct turn_client *t, int family);
 bool turn_client_is_allocated(const struct turn_client *t);
 const stun_sockaddr *turn_client_relayed(const struct turn_client *t);
 const stun_sockaddr *turn_client_mapped(const struct turn_client *t);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <stringprep.h>
 #include <mbedtls/base64.h>
+#include <mbedtls/constant_time.h>
 #include <mbedtls/md5.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
@@ -266,16 +267,6 @@ int stun_nonce_make(const uint8_t *secret, size_t secret_len, uint32_t features,
 	return 0;
 }
 
-static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	uint8_t d = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		d |= a[i] ^ b[i];
-	return d == 0;
-}
-
 /* Split a nonce of ours into features and raw payload. */
 static int nonce_decode(const char *nonce, size_t nonce_len, uint8_t feat[3],
 			uint8_t raw[NONCE_RAW_LEN])
@@ -309,7 +300,7 @@ int stun_nonce_check(const uint8_t *secret, size_t secret_len, const char *nonce
 	rc = nonce_mac(secret, secret_len, feat, raw, client, client_len, mac);
 	if (rc)
 		return rc;
-	if (!same_bytes(mac, raw + 8, NONCE_MAC_LEN))
+	if (mbedtls_ct_memcmp(mac, raw + 8, NONCE_MAC_LEN))
 		return STUN_E_STALE;
 	expiry = (uint64_t)stun_get32(raw) << 32 | stun_get32(raw + 4);
 	if (now >= expiry)

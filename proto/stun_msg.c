@@ -6,6 +6,7 @@
 #include "stun_rd.h"
 
 #include <string.h>
+#include <mbedtls/constant_time.h>
 #include <mbedtls/md.h>
 #include <zlib.h>
 
@@ -196,17 +197,6 @@ enum stun_demux stun_demux(const uint8_t *buf, size_t len)
 
 /* ---- integrity ---- */
 
-/* Constant-time comparison of n bytes. */
-static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	uint8_t d = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		d |= a[i] ^ b[i];
-	return d == 0;
-}
-
 /* HMAC over msg[0..off) with the header's length field replaced by len
  * (RFC 8489 s14.5/s14.6: it points to the end of the integrity attribute).
  * Stack contexts (stun_hmac.h): no allocation per message. */
@@ -249,7 +239,8 @@ static int verify(const struct stun_msg *m, int md_type, uint32_t off,
 	rc = stun_hmac_msg(md_type, key, keylen, m->raw, off, end - STUN_HDR_LEN, mac);
 	if (rc)
 		return rc;
-	return same_bytes(mac, want->p, want->len) ? 0 : STUN_E_INTEGRITY;
+	/* constant time: the MAC must not leak through timing */
+	return mbedtls_ct_memcmp(mac, want->p, want->len) ? STUN_E_INTEGRITY : 0;
 }
 
 /* RFC 8489 s14.5. */

@@ -1,6 +1,7 @@
 /* auth: long-term credentials on the server side (RFC 8489 s9.2.4),
  * TURN REST credentials. See auth.h. */
 #include "auth.h"
+#include "conf_line.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -222,23 +223,11 @@ static int user_add(struct auth_ctx *ctx, const struct user_spec *sp, const char
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 /* Parse and add one "name:password" line (trimmed in place). */
 static int line_add(struct auth_ctx *ctx, char *line, const char **why)
 {
 	struct user_spec s;
-	int rc = spec_parse(trim(line), &s, why);
+	int rc = spec_parse(conf_line_trim(line), &s, why);
 
 	return rc ? rc : user_add(ctx, &s, why);
 }
@@ -301,13 +290,13 @@ static int load_userdb(struct auth_ctx *ctx, const char *path, char *err, size_t
 		return rc;
 	}
 	while (!rc && (n = getline(&line, &cap, f)) >= 0) {
-		char *t = trim(line);
+		struct conf_line t;
 		const char *why;
 
 		lineno++;
-		if (!*t || *t == '#')
+		if (conf_line_split(line, CONF_LINE_WHOLE, &t) == CONF_LINE_BLANK)
 			continue;
-		rc = line_add(ctx, t, &why);
+		rc = line_add(ctx, t.key, &why);
 		if (rc == -EINVAL)
 			snprintf(err, errlen, "userdb %s:%zu: %s", path, lineno, why);
 		mbedtls_platform_zeroize(line, cap);

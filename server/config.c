@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "conf_line.h"
 #include "log.h"
 
 struct loader;
@@ -161,56 +162,6 @@ static int parse_ip_port(const char *v, stun_sockaddr *a)
 		a->in4.sin_port = htons((uint16_t)port);
 	else
 		a->in6.sin6_port = htons((uint16_t)port);
-	return 0;
-}
-
-static const uint8_t *ip_bytes(const stun_sockaddr *a, size_t *len)
-{
-	if (a->sa.sa_family == AF_INET) {
-		*len = 4;
-		return (const uint8_t *)&a->in4.sin_addr;
-	}
-	*len = 16;
-	return (const uint8_t *)&a->in6.sin6_addr;
-}
-
-/* "IP", "IP-IP" or "IP/PREFIX" into a range. */
-static int parse_range(const char *v, struct cfg_ip_range *r)
-{
-	char lo[64], *sep;
-	const uint8_t *pa;
-	stun_sockaddr a, b;
-	size_t len = 0, blen = 0;
-	uint64_t prefix;
-
-	if (strlen(v) >= sizeof(lo))
-		return -EINVAL;
-	strcpy(lo, v);
-	sep = strpbrk(lo, "-/");
-	if (sep)
-		*sep = 0;
-	if (parse_ip(lo, &a))
-		return -EINVAL;
-	memset(r, 0, sizeof(*r));
-	r->family = a.sa.sa_family;
-	pa = ip_bytes(&a, &len);
-	memcpy(r->lo, pa, len);
-	memcpy(r->hi, r->lo, len);
-	if (!sep)
-		return 0;
-	if (v[sep - lo] == '-') {
-		if (parse_ip(sep + 1, &b) || b.sa.sa_family != a.sa.sa_family)
-			return -EINVAL;
-		pa = ip_bytes(&b, &blen);
-		memcpy(r->hi, pa, blen);
-		return memcmp(r->lo, r->hi, len) > 0 ? -EINVAL : 0;
-	}
-	if (parse_u64(sep + 1, 0, len * 8, &prefix))
-		return -EINVAL;
-	for (size_t bit = prefix; bit < len * 8; bit++) {
-		r->lo[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
-		r->hi[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
-	}
 	return 0;
 }
 
@@ -373,8 +324,6 @@ static int set_user(struct loader *L, const struct key *k, const char *v)
 	return user_line(L->c, v);
 }
 
-static char *trim(char *s);
-
 /* userdb: a file of "name:password" lines; '#' comments. */
 static int set_userdb(struct loader *L, const struct key *k, const char *v)
 {
@@ -388,12 +337,12 @@ static int set_userdb(struct loader *L, const struct key *k, const char *v)
 	if (!f)
 		return fail(L, k, "cannot read '%s': %s", v, strerror(errno));
 	while (!r && fgets(line, sizeof(line), f)) {
-		char *s = trim(line);
+		struct conf_line t;
 
 		n++;
-		if (!*s || *s == '#')
+		if (conf_line_split(line, CONF_LINE_WHOLE, &t) == CONF_LINE_BLANK)
 			continue;
-		r = user_line(L->c, s);
+		r = user_line(L->c, t.key);
 		if (r == -EINVAL)
 			r = fail(L, k, "%s:%d: expected name:password (value not shown)", v, n);
 	}
@@ -428,12 +377,17 @@ static int set_peer_range(struct loader *L, const struct key *k, const char *v)
 {
 	struct config *c = L->c;
 	bool denied = !strcmp(k->name, "denied-peer-ip");
-	struct cfg_ip_range **arr = denied ? &c->denied_peer : &c->allowed_peer;
+	struct peer_range **arr = denied ? &c->denied_peer : &c->allowed_peer;
 	size_t *n = denied ? &c->n_denied_peer : &c->n_allowed_peer;
-	struct cfg_ip_range r, *p;
+	struct peer_range r, *p;
+	const char *why;
 
-	if (parse_range(v, &r))
-		return -EINVAL;
+	if (peer_range_parse(v, &r, &why)) {
+		bool lists = strstr(why, "accepted") != NULL;
+
+		return fail(L, k, "'%s' is not accepted: %s%s%s", v, why,
+			    lists ? "" : "; expected ", lists ? "" : k->accepts);
+	}
 	p = realloc(*arr, (*n + 1) * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -650,65 +604,20 @@ static bool overridden(const struct loader *L, const struct key *k)
 	return false;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
-/* Strip a comment: '#' at the start or after whitespace (so a password
- * may contain '#'). */
-static void strip_comment(char *s)
-{
-	for (char *p = s; *p; p++) {
-		if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
-			*p = 0;
-			return;
-		}
-	}
-}
-
-static void unquote(char **v)
-{
-	size_t n = strlen(*v);
-
-	if (n >= 2 && (**v == '"' || **v == '\'') && (*v)[n - 1] == **v) {
-		(*v)[n - 1] = 0;
-		(*v)++;
-	}
-}
-
-/* One line: "key", "key = value", "key=value" or "key value". */
+/* One line: "key", "key = value", "key=value" or "key value"; '#' starts
+ * a comment at the start or after whitespace (so a password may hold '#'). */
 static int parse_line(struct loader *L, char *line)
 {
-	char *s, *v = NULL;
-	size_t klen;
+	struct conf_line t;
 	const struct key *k;
+	char *v;
 
-	strip_comment(line);
-	s = trim(line);
-	if (!*s)
+	if (conf_line_split(line, CONF_LINE_HASH_WORD | CONF_LINE_UNQUOTE, &t) == CONF_LINE_BLANK)
 		return 0;
-	klen = strcspn(s, "= \t");
-	if (s[klen]) {
-		v = s + klen;
-		v += strspn(v, " \t");
-		if (*v == '=')
-			v++;
-		v = trim(v);
-		unquote(&v);
-	}
-	k = find_key(s, klen);
-	if (!k) {
-		s[klen] = 0;
-		return fail(L, NULL, "unknown key '%s' (stund --help lists the accepted keys)", s);
-	}
+	v = t.value;
+	k = find_key(t.key, strlen(t.key));
+	if (!k)
+		return fail(L, NULL, "unknown key '%s' (stund --help lists the accepted keys)", t.key);
 	if (k->kind == K_VALUE && (!v || !*v))
 		return fail(L, k, "needs a value: %s", k->accepts);
 	if (overridden(L, k))

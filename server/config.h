@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "peer_filter.h"
 #include "stun_msg.h"
 
 #define CFG_MAX_LISTEN 8
@@ -31,13 +32,6 @@
 struct cfg_user {
 	char *name;
 	char *password; /* never logged */
-};
-
-/* An address range for allowed-peer-ip / denied-peer-ip: lo..hi inclusive,
- * both in network byte order, same family. */
-struct cfg_ip_range {
-	int family; /* AF_INET / AF_INET6 */
-	uint8_t lo[16], hi[16];
 };
 
 struct config {
@@ -65,8 +59,8 @@ struct config {
 	uint64_t max_bps;                 /* per allocation; 0 = unlimited */
 	bool allow_loopback_peers;
 	bool rfc5766_channels;            /* also accept channels 0x5000-0x7FFF */
-	struct cfg_ip_range *denied_peer; size_t n_denied_peer;
-	struct cfg_ip_range *allowed_peer; size_t n_allowed_peer;
+	struct peer_range *denied_peer; size_t n_denied_peer;
+	struct peer_range *allowed_peer; size_t n_allowed_peer;
 
 	/* Authentication. */
 	char *realm;

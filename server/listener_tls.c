@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,26 +578,12 @@ static void sum_pool(struct tls_sums *s, const struct tls_pool *p)
 	s->active += __atomic_load_n(&st->active, __ATOMIC_RELAXED);
 }
 
-static void put(char *buf, size_t cap, size_t *n, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (*n >= cap)
-		return;
-	va_start(ap, fmt);
-	r = vsnprintf(buf + *n, cap - *n, fmt, ap);
-	va_end(ap);
-	if (r > 0)
-		*n = *n + (size_t)r < cap ? *n + (size_t)r : cap;
-}
-
 static void put_family(char *buf, size_t cap, size_t *n, const char *name, const char *type,
 		       const char *help, const uint64_t v[2])
 {
-	put(buf, cap, n, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	put(buf, cap, n, "%s{transport=\"tls\"} %llu\n", name, (unsigned long long)v[0]);
-	put(buf, cap, n, "%s{transport=\"dtls\"} %llu\n", name, (unsigned long long)v[1]);
+	*n = metrics_appendf(buf, cap, *n, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	*n = metrics_appendf(buf, cap, *n, "%s{transport=\"tls\"} %llu\n", name, (unsigned long long)v[0]);
+	*n = metrics_appendf(buf, cap, *n, "%s{transport=\"dtls\"} %llu\n", name, (unsigned long long)v[1]);
 }
 
 size_t tls_metrics_write(struct worker *const *w, int nw, char *buf, size_t cap)
@@ -634,10 +619,10 @@ size_t tls_metrics_write(struct worker *const *w, int nw, char *buf, size_t cap)
 	put_family(buf, cap, &n, "stund_tls_refused_total", "counter",
 		   "TLS connections / DTLS associations refused at the connection cap.",
 		   PAIR(refused));
-	put(buf, cap, &n, "# HELP stund_dtls_hello_verify_requests_total DTLS HelloVerifyRequests "
+	n = metrics_appendf(buf, cap, n, "# HELP stund_dtls_hello_verify_requests_total DTLS HelloVerifyRequests "
 	    "sent (RFC 6347 s4.2.1 cookies).\n# TYPE stund_dtls_hello_verify_requests_total counter\n"
 	    "stund_dtls_hello_verify_requests_total %llu\n", (unsigned long long)s[1].hvr);
-	put(buf, cap, &n, "# HELP stund_dtls_dropped_datagrams_total Datagrams on the DTLS port "
+	n = metrics_appendf(buf, cap, n, "# HELP stund_dtls_dropped_datagrams_total Datagrams on the DTLS port "
 	    "that no session or handshake took.\n# TYPE stund_dtls_dropped_datagrams_total counter\n"
 	    "stund_dtls_dropped_datagrams_total %llu\n", (unsigned long long)s[1].dropped);
 #undef PAIR

@@ -65,21 +65,36 @@ struct out {
 	size_t cap, len;
 };
 
+size_t metrics_vappendf(char *buf, size_t cap, size_t n, const char *fmt, va_list ap)
+{
+	int r;
+
+	if (n >= cap)
+		return cap;
+	r = vsnprintf(buf + n, cap - n, fmt, ap);
+	if (r > 0)
+		n = (size_t)r < cap - n ? n + (size_t)r : cap;
+	return n;
+}
+
+size_t metrics_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	n = metrics_vappendf(buf, cap, n, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
-	int r;
 
-	if (o->len >= o->cap)
-		return;
 	va_start(ap, fmt);
-	r = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	o->len = metrics_vappendf(o->buf, o->cap, o->len, fmt, ap);
 	va_end(ap);
-	if (r > 0)
-		o->len += (size_t)r;
-	if (o->len > o->cap)
-		o->len = o->cap;
 }
 
 static uint16_t method_of_index(int i)

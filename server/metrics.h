@@ -8,6 +8,7 @@
 #define STUND_METRICS_H
 
 #include <ev.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,13 @@ enum drop_reason {
 	DROP__COUNT
 };
 const char *metrics_drop_name(enum drop_reason r);
+
+/* Append printf-style text to buf[0..cap) holding n bytes; returns the new
+ * length, at most cap (text that does not fit is cut). For every writer of
+ * the metrics page. */
+size_t metrics_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+size_t metrics_vappendf(char *buf, size_t cap, size_t n, const char *fmt, va_list ap);
 
 /* Methods 0x000-0x00F and 0x800-0x80F (rendezvous) get their own row. */
 #define METRICS_METHODS 33

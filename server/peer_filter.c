@@ -1,5 +1,6 @@
 /* peer_filter: the relay's peer-address policy. See peer_filter.h. */
 #include "peer_filter.h"
+#include "conf_line.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -230,9 +231,22 @@ static bool ranges_have(const struct peer_range *r, size_t n, const struct addr_
 	return false;
 }
 
+/* An IPv4 or IPv6 address; IPv6 may be written in brackets. */
 static int parse_addr(const char *s, int *family, uint8_t a[16])
 {
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
 	memset(a, 0, 16);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = 0;
+		s = buf;
+		if (inet_pton(AF_INET6, s, a) != 1)
+			return -EINVAL;
+		*family = AF_INET6;
+		return 0;
+	}
 	if (inet_pton(AF_INET, s, a) == 1) {
 		*family = AF_INET;
 		return 0;
@@ -317,18 +331,6 @@ static void range_unmap(struct peer_range *r)
 	memset(r->hi + 4, 0, 12);
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 int peer_range_parse(const char *s, struct peer_range *r, const char **why)
 {
 	char buf[128], *t, *sep;
@@ -342,14 +344,14 @@ int peer_range_parse(const char *s, struct peer_range *r, const char **why)
 		return -EINVAL;
 	}
 	strcpy(buf, s);
-	t = trim(buf);
+	t = conf_line_trim(buf);
 	memset(r, 0, sizeof(*r));
 	if ((sep = strchr(t, '/'))) {
 		*sep = 0;
-		rc = range_cidr(r, trim(t), trim(sep + 1), why);
+		rc = range_cidr(r, conf_line_trim(t), conf_line_trim(sep + 1), why);
 	} else if ((sep = strchr(t, '-'))) {
 		*sep = 0;
-		rc = range_span(r, trim(t), trim(sep + 1), why);
+		rc = range_span(r, conf_line_trim(t), conf_line_trim(sep + 1), why);
 	} else {
 		rc = parse_addr(t, &r->family, r->lo) ? -EINVAL : 0;
 		memcpy(r->hi, r->lo, 16);

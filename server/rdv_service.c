@@ -818,12 +818,7 @@ void rdv_service_request(struct worker *w, const struct stun_msg *m, const struc
 
 /* ---- metrics ----------------------------------------------------------------- */
 
-#define PUT(...)                                                                \
-	do {                                                                    \
-		int k_ = snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__); \
-		if (k_ > 0)                                                     \
-			n += (size_t)k_;                                        \
-	} while (0)
+#define PUT(...) (n = metrics_appendf(buf, cap, n, __VA_ARGS__))
 
 size_t rdv_service_metrics_write(struct worker *const *w, int nw, char *buf, size_t cap)
 {

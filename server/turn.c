@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "metrics.h"
 #include "peer_filter.h"
 #include "seeded_hash.h"
 #include "turn_internal.h"
@@ -235,12 +236,7 @@ static uint64_t rd(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-#define PUT(...)                                                        \
-	do {                                                            \
-		int k_ = snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__); \
-		if (k_ > 0)                                             \
-			n += (size_t)k_;                                \
-	} while (0)
+#define PUT(...) (n = metrics_appendf(buf, cap, n, __VA_ARGS__))
 
 size_t turn_metrics_write(struct turn_service *ts, int worker, char *buf, size_t cap)
 {

@@ -43,18 +43,6 @@ static int make_auth(const struct config *cfg, struct auth_ctx **out, char *err,
 	return r;
 }
 
-static struct peer_range *ranges_of(const struct cfg_ip_range *in, size_t n)
-{
-	struct peer_range *r = calloc(n ? n : 1, sizeof(*r));
-
-	for (size_t i = 0; r && i < n; i++) {
-		r[i].family = in[i].family;
-		memcpy(r[i].lo, in[i].lo, 16);
-		memcpy(r[i].hi, in[i].hi, 16);
-	}
-	return r;
-}
-
 /* The server's own addresses: every listening address with its port (so
  * that with allow-loopback-peers only those ports are refused on
  * loopback), each relay-ip likewise, external-ip whole. */
@@ -86,21 +74,16 @@ static int make_filter(const struct stund_shared *sh, const struct config *cfg,
 {
 	stun_sockaddr self[LADDR_MAX + CFG_MAX_RELAY + 1];
 	struct peer_filter_params p = { 0 };
-	int r = -ENOMEM;
 
 	p.allow_loopback = cfg->allow_loopback_peers;
-	p.allowed_ranges = ranges_of(cfg->allowed_peer, cfg->n_allowed_peer);
+	p.allowed_ranges = cfg->allowed_peer;
 	p.n_allowed_ranges = cfg->n_allowed_peer;
-	p.denied_ranges = ranges_of(cfg->denied_peer, cfg->n_denied_peer);
+	p.denied_ranges = cfg->denied_peer;
 	p.n_denied_ranges = cfg->n_denied_peer;
 	p.self = self;
 	p.n_self = self_addrs(sh, cfg, self, sizeof(self) / sizeof(self[0]),
 			      &p.self_interfaces);
-	if (p.allowed_ranges && p.denied_ranges)
-		r = peer_filter_new(&p, out, err, errlen);
-	free((void *)p.allowed_ranges);
-	free((void *)p.denied_ranges);
-	return r;
+	return peer_filter_new(&p, out, err, errlen);
 }
 
 /* Both from one config, or neither. */

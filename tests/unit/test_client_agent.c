@@ -227,6 +227,36 @@ static void test_triggered(void)
 		CU_ASSERT_EQUAL(cl.pairs[k].remote, 1);
 }
 
+/* s7.3.1.4: a check from the peer on an In-Progress pair cancels that
+ * transaction and queues a new check at once (Waiting, first in line);
+ * a Succeeded pair is not checked again. */
+static void test_trigger_in_progress(void)
+{
+	struct ice_checklist cl;
+
+	fill(&cl, true);
+	ice_checklist_form(&cl);
+	CU_ASSERT_EQUAL(ice_checklist_next(&cl), 0);
+	CU_ASSERT_EQUAL(ice_checklist_next(&cl), 1);
+	CU_ASSERT_EQUAL(cl.pairs[1].state, ICE_PAIR_IN_PROGRESS);
+	CU_ASSERT_TRUE(ice_checklist_trigger(&cl, 1)); /* caller cancels */
+	CU_ASSERT_EQUAL(cl.pairs[1].state, ICE_PAIR_WAITING);
+	CU_ASSERT_FALSE(ice_checklist_trigger(&cl, 1)); /* queued once, now Waiting */
+	CU_ASSERT_EQUAL(cl.trig_len, 1);
+	CU_ASSERT_EQUAL(ice_checklist_next(&cl), 1);    /* before the ordinary 2 */
+	CU_ASSERT_EQUAL(cl.pairs[1].state, ICE_PAIR_IN_PROGRESS);
+	/* Succeeded: nothing to do */
+	ice_checklist_result(&cl, 0, true);
+	CU_ASSERT_FALSE(ice_checklist_trigger(&cl, 0));
+	CU_ASSERT_EQUAL(cl.pairs[0].state, ICE_PAIR_SUCCEEDED);
+	CU_ASSERT_EQUAL(cl.trig_len, 0);
+	/* queued, then succeeded before its turn: skipped */
+	ice_checklist_trigger(&cl, 1);
+	ice_checklist_result(&cl, 1, true);
+	CU_ASSERT_EQUAL(ice_checklist_next(&cl), 2);
+	CU_ASSERT_EQUAL(cl.pairs[1].state, ICE_PAIR_SUCCEEDED);
+}
+
 static void test_role_switch_and_prflx(void)
 {
 	struct ice_checklist cl;
@@ -276,6 +306,7 @@ int main(void)
 		{ "initial states, unfreezing (s6.1.2.6)", test_initial_states },
 		{ "pacing order and RTO (s6.1.4.2, s14.3)", test_pacing_order },
 		{ "triggered checks (s6.1.4.1)", test_triggered },
+		{ "check on an In-Progress pair re-triggers (s7.3.1.4)", test_trigger_in_progress },
 		{ "role switch, peer-reflexive remote (s7.2.5.1, s7.3.1.3)", test_role_switch_and_prflx },
 		{ NULL, NULL },
 	};
