@@ -926,6 +926,18 @@ const struct ice_cand *ice_selected_remote(const struct ice *ice)
 	return ice->selected < 0 ? NULL : &ice->cl.remote[ice->cl.pairs[ice->selected].remote];
 }
 
+void ice_recheck_direct(struct ice *ice)
+{
+	if (ice->state != ICE_CHECKING)
+		return;
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state != ICE_PAIR_SUCCEEDED) {
+			if (ice->cl.pairs[i].state == ICE_PAIR_IN_PROGRESS)
+				ice->cl.pairs[i].state = ICE_PAIR_WAITING;
+			ice_checklist_trigger(&ice->cl, i);
+		}
+}
+
 const stun_sockaddr *ice_selected_mapped(const struct ice *ice)
 {
 	if (ice->selected < 0 || !ice->mapped[ice->selected].sa.sa_family)

@@ -105,6 +105,9 @@ bool ice_pair_is_relayed(const struct ice *ice, unsigned idx);
 /* The selected pair's candidates (NULL before CONNECTED). */
 const struct ice_cand *ice_selected_local(const struct ice *ice);
 const struct ice_cand *ice_selected_remote(const struct ice *ice);
+/* The socket under the session changed (predict's birthday): check every
+ * direct pair that has not succeeded again, as triggered checks. */
+void ice_recheck_direct(struct ice *ice);
 /* Our address on the selected pair as the peer saw it (the
  * XOR-MAPPED-ADDRESS of our successful check on it), or NULL. */
 const stun_sockaddr *ice_selected_mapped(const struct ice *ice);

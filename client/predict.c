@@ -12,8 +12,8 @@
 
 void predict_opts_default(struct predict_opts *o)
 {
-	*o = (struct predict_opts){ .enabled = true, .window = 8, .ttl = 0, .sockets = 64,
-				    .pps = 200, .packets = 2000, .ms = 5000 };
+	*o = (struct predict_opts){ .enabled = true, .window = 8, .ttl = 0, .sockets = 256,
+				    .pps = 1000, .packets = 3000, .ms = 5000 };
 }
 
 struct opt_key {
@@ -176,6 +176,20 @@ bool predict_is_predicted(const stun_sockaddr *a, const struct ice_cand *c, unsi
 		if (c[i].type == ICE_CAND_PREDICTED && stun_sockaddr_equal(a, &c[i].addr))
 			return true;
 	return false;
+}
+
+enum predict_alloc predict_peer_alloc(const struct ice_cand *c, unsigned n)
+{
+	enum predict_alloc a = PREDICT_ALLOC_UNKNOWN;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (c[i].type != ICE_CAND_PREDICTED)
+			continue;
+		if (!strcmp(c[i].foundation, PREDICT_BIRTHDAY_FOUNDATION))
+			return PREDICT_ALLOC_RANDOM;
+		a = PREDICT_ALLOC_SEQUENTIAL;
+	}
+	return a;
 }
 
 static uint32_t gcd(uint32_t a, uint32_t b)

@@ -44,14 +44,14 @@ struct predict_opts {
 	bool enabled;             /* default on */
 	unsigned window;          /* predicted candidates, 1..PREDICT_MAX_WINDOW (8) */
 	unsigned ttl;             /* low-TTL punch hops, 0 = off (0) */
-	unsigned sockets;         /* birthday: sockets of the hard side (64, 1..1024) */
-	unsigned pps;             /* birthday: probes per second (200) */
-	unsigned packets;         /* birthday: probes in all (2000) */
+	unsigned sockets;         /* birthday: sockets of the hard side (256, 1..1024) */
+	unsigned pps;             /* birthday: probes per second (1000) */
+	unsigned packets;         /* birthday: probes in all (3000) */
 	unsigned ms;              /* give up on prediction after (5000) */
 };
 
 void predict_opts_default(struct predict_opts *o);
-/* Parse spec ("off", or "window=8,ttl=2,sockets=64,pps=200,packets=2000,
+/* Parse spec ("off", or "window=8,ttl=2,sockets=256,pps=1000,packets=3000,
  * seconds=5") into o (defaults for keys not given). 0 or -EINVAL with a
  * message in err. */
 int predict_opts_parse(struct predict_opts *o, const char *spec, char *err, size_t cap);
@@ -75,6 +75,13 @@ unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *bas
 			    unsigned window, struct ice_cand *out);
 /* Is a one of the predicted candidates in c[0..n-1]? */
 bool predict_is_predicted(const stun_sockaddr *a, const struct ice_cand *c, unsigned n);
+
+/* The foundation of the candidate by which a random-port side asks its
+ * peer for the birthday approach (its address: the NAT's IP). */
+#define PREDICT_BIRTHDAY_FOUNDATION "bday"
+/* The peer's allocation as its offer/answer shows it: a birthday flag
+ * candidate: random; other predicted candidates: sequential; else unknown. */
+enum predict_alloc predict_peer_alloc(const struct ice_cand *c, unsigned n);
 
 /* Birthday: distinct random ports in PREDICT_PORT_MIN..65535, a full
  * cycle of an affine permutation from a random start and stride. */

@@ -2,7 +2,9 @@
 #include "predict_probe.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <ev.h>
 
 static uint16_t port_of(const stun_sockaddr *a)
@@ -44,12 +46,38 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 	return p->alloc == PREDICT_ALLOC_UNKNOWN ? -EHOSTUNREACH : 0;
 }
 
+static void set_port(stun_sockaddr *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET6)
+		a->in6.sin6_port = htons(port);
+	else
+		a->in4.sin_port = htons(port);
+}
+
+/* The birthday flag: our NAT's IP (with the port it gave towards the
+ * server's other address, so it is not redundant with the srflx one). */
+static unsigned add_flag(struct predict_probe *p, struct ice *ice, const stun_sockaddr *srflx,
+			 const stun_sockaddr *server)
+{
+	struct ice_cand c = { .type = ICE_CAND_PREDICTED, .component = 1 };
+
+	c.addr = *srflx;
+	set_port(&c.addr, p->last);
+	c.base = *stun_client_local(p->sc);
+	c.server = *server;
+	ice_cand_finish(&c, 0);
+	snprintf(c.foundation, sizeof(c.foundation), "%s", PREDICT_BIRTHDAY_FOUNDATION);
+	return ice_add_local(ice, &c) == 0;
+}
+
 unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_sockaddr *srflx,
 			   const stun_sockaddr *server, const struct predict_opts *o)
 {
 	struct ice_cand c[PREDICT_MAX_WINDOW];
 	unsigned n;
 
+	if (o->enabled && p->alloc == PREDICT_ALLOC_RANDOM)
+		return add_flag(p, ice, srflx, server);
 	if (!o->enabled || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
 		return 0;
 	n = predict_candidates(srflx, stun_client_local(p->sc), server, p->last, p->delta,
@@ -61,15 +89,33 @@ unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_
 	return p->n_pred;
 }
 
+static const struct ice_cand *remote_of(const struct ice_checklist *cl, enum ice_cand_type t,
+				       const char *foundation)
+{
+	for (unsigned i = 0; i < cl->n_remote; i++)
+		if (cl->remote[i].type == t &&
+		    (!foundation || !strcmp(cl->remote[i].foundation, foundation)))
+			return &cl->remote[i];
+	return NULL;
+}
+
 unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int fd,
 			     const struct predict_opts *o)
 {
 	const struct ice_checklist *cl = ice_get_checklist(ice);
 	static const uint8_t payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
 	unsigned n = 0;
+	const struct ice_cand *flag;
 
+	/* A random-port peer (its birthday flag) and our mapping is stable: one
+	 * datagram to its IP now opens an address-dependent filter (RFC 4787
+	 * s5) for the checks its new mappings will send, before they arrive. */
+	if (o->enabled && p->alloc == PREDICT_ALLOC_EIM &&
+	    (flag = remote_of(cl, ICE_CAND_PREDICTED, PREDICT_BIRTHDAY_FOUNDATION)) != NULL &&
+	    sendto(fd, payload, sizeof(payload), 0, &flag->addr.sa, stun_sockaddr_len(&flag->addr)) > 0)
+		n++;
 	if (!o->enabled || !o->ttl || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
-		return 0;
+		return n;
 	for (unsigned i = 0; i < cl->n_remote; i++) {
 		if (cl->remote[i].type == ICE_CAND_RELAY)
 			continue;
@@ -80,7 +126,35 @@ unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int
 	return n;
 }
 
-bool predict_probe_selected(struct ice *ice)
+int predict_probe_birthday(struct predict_probe *p, struct ice *ice,
+			   const struct predict_opts *o, birthday_cb cb, void *arg)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+	enum predict_alloc peer = predict_peer_alloc(cl->remote, cl->n_remote);
+	const struct ice_cand *c;
+
+	if (!o->enabled || p->bday || !p->sc)
+		return 0;
+	if (p->alloc == PREDICT_ALLOC_RANDOM &&
+	    predict_choose(p->alloc, peer) == PREDICT_PLAN_BIRTHDAY &&
+	    (c = remote_of(cl, ICE_CAND_SRFLX, NULL)) != NULL)
+		return birthday_hard_start(stun_client_loop(p->sc), stun_client_local(p->sc),
+					   &c->addr, o, cb, arg, &p->bday) == 0;
+	if (p->alloc == PREDICT_ALLOC_EIM && peer == PREDICT_ALLOC_RANDOM &&
+	    (c = remote_of(cl, ICE_CAND_PREDICTED, PREDICT_BIRTHDAY_FOUNDATION)) != NULL) {
+		p->bday_easy = true;
+		return birthday_easy_start(p->sc, &c->addr, o, &p->bday) == 0;
+	}
+	return 0;
+}
+
+void predict_probe_stop(struct predict_probe *p)
+{
+	birthday_free(p->bday);
+	p->bday = NULL;
+}
+
+bool predict_probe_selected(const struct predict_probe *p, struct ice *ice)
 {
 	const struct ice_cand *r = ice_selected_remote(ice), *l;
 	const stun_sockaddr *mapped = ice_selected_mapped(ice);
@@ -88,7 +162,10 @@ bool predict_probe_selected(struct ice *ice)
 
 	if (!r)
 		return false;
-	if (r->type == ICE_CAND_PREDICTED)
+	if (r->type == ICE_CAND_PREDICTED || p->bday_won)
+		return true;
+	/* easy side: the peer's mapping was found by a probe: peer-reflexive */
+	if (p->bday_easy && r->type == ICE_CAND_PRFLX)
 		return true;
 	n = ice_local_candidates(ice, &l);
 	return mapped && predict_is_predicted(mapped, l, n);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "birthday.h"
 #include "ice.h"
 #include "predict.h"
 #include "stun_client.h"
@@ -22,23 +23,35 @@ struct predict_probe {
 	bool done;
 	unsigned n_pred;           /* predicted candidates added */
 	struct stun_client *sc;    /* borrowed, from predict_probe_run() */
+	struct birthday *bday;     /* running or done; NULL: none */
+	bool bday_easy, bday_won;  /* our role; hard side: a probe got through */
 };
 
 /* Bind to other from sc and wait (on sc's loop) for the answer or about
  * 1 s; first is the mapped port the server itself saw. Sets p->alloc. */
 int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 		      const stun_sockaddr *other, uint16_t first);
-/* Add the window of predicted candidates (sequential only). Returns how
- * many were added. */
+/* Add the window of predicted candidates (sequential), or the birthday
+ * flag candidate (random). Returns how many were added. */
 unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_sockaddr *srflx,
 			   const stun_sockaddr *server, const struct predict_opts *o);
 /* opts->ttl > 0 and sequential: a low-TTL datagram from fd to each of the
- * peer's non-relayed candidates (ice's remote list). Returns the count. */
+ * peer's non-relayed candidates (ice's remote list); facing a random-port
+ * peer with a stable mapping: one datagram to its IP. Returns the count. */
 unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int fd,
 			     const struct predict_opts *o);
+/* Once the peer's candidates are known: the birthday approach when one
+ * side is random and the other's mapping is endpoint-independent
+ * (predict_choose); hard side: cb gets the socket a probe reached. Both
+ * random: nothing (the relay). Returns 1 if started, else 0. */
+int predict_probe_birthday(struct predict_probe *p, struct ice *ice,
+			   const struct predict_opts *o, birthday_cb cb, void *arg);
+/* Stop the birthday (connected, or the session ends). */
+void predict_probe_stop(struct predict_probe *p);
+
 /* Did the selected pair come from prediction? Its remote candidate is a
  * predicted one, or our mapped address on it (XOR-MAPPED-ADDRESS of the
  * check) is one of our predicted candidates. */
-bool predict_probe_selected(struct ice *ice);
+bool predict_probe_selected(const struct predict_probe *p, struct ice *ice);
 
 #endif

@@ -3,6 +3,7 @@
 #include "rto_cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,6 +624,25 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* ---- the client ---- */
+
+int stun_client_replace_socket(struct stun_client *c, int fd)
+{
+	stun_sockaddr local;
+	socklen_t sl = sizeof(local);
+	int err = 0;
+
+	if (getsockname(fd, &local.sa, &sl) < 0)
+		return -errno;
+	ev_io_stop(c->loop, &c->io);
+	if (dup3(fd, c->fd, O_CLOEXEC) < 0)
+		err = -errno;
+	else
+		c->local = local;
+	close(fd);
+	ev_io_set(&c->io, c->fd, EV_READ); /* libev: the fd is a new file now */
+	ev_io_start(c->loop, &c->io);
+	return err;
+}
 
 int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		     struct stun_client **out)

@@ -118,6 +118,11 @@ void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg);
 void stun_client_set_rto(struct stun_client *c, const struct stun_rto *rto);
 void stun_client_set_verbose(struct stun_client *c, int verbose);
 int stun_client_fd(const struct stun_client *c);
+/* Carry on with another UDP socket (non-blocking, bound): fd takes the
+ * place of the client's socket (same descriptor number; fd is closed) and
+ * transactions go on from it. For predict's birthday: the socket whose
+ * mapping the peer found. */
+int stun_client_replace_socket(struct stun_client *c, int fd);
 const stun_sockaddr *stun_client_local(const struct stun_client *c);
 struct ev_loop *stun_client_loop(const struct stun_client *c);
 const struct stun_client_stats *stun_client_stats(const struct stun_client *c);

@@ -16,6 +16,7 @@
 #include "turn_client.h"
 
 #define DATAGRAM_MAX 1400  /* what one stdin read becomes at most */
+#define BIRTHDAY_AFTER_S 0.4 /* the birthday only if no direct pair by then */
 #define MAX_FLOWS 64
 
 /* Every datagram between the peers carries a 2-byte flow header: 0xD0 |
@@ -61,7 +62,7 @@ struct tunnel {
 	uint16_t next_flow;
 	uint64_t dropped;          /* datagrams without a flow header, unknown flows */
 	ev_io in, app;
-	ev_timer timeout, reap;
+	ev_timer timeout, reap, bday; /* bday: when the birthday may start */
 	/* a lost path is re-established (issue 5): connect restarts ICE with a
 	 * new offer (RFC 8445 s9: new credentials) until --timeout; listen
 	 * takes a new offer from the same user in place of its session */
@@ -363,11 +364,12 @@ static int open_app(struct tunnel *tn)
 
 /* ---- ICE ---- */
 
-static const char *path_of(struct ice *ice, const struct ice_cand *l, const struct ice_cand *r)
+static const char *path_of(const struct tunnel *tn, const struct ice_cand *l,
+			   const struct ice_cand *r)
 {
 	if (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY)
 		return "relay";
-	return predict_probe_selected(ice) ? "predicted" : "direct";
+	return predict_probe_selected(&tn->probe, tn->ice) ? "predicted" : "direct";
 }
 
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -378,6 +380,7 @@ static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	ice_free(tn->ice); /* not from inside its own callback */
 	tn->ice = NULL;
+	predict_probe_stop(&tn->probe);
 }
 
 static void on_connected(struct tunnel *tn)
@@ -386,7 +389,7 @@ static void on_connected(struct tunnel *tn)
 	char lb[64], rb[64];
 
 	event(tn, "connected", "\"path\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
-	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(tn->ice, l, r),
+	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(tn, l, r),
 	      addr_str(&l->addr, lb), addr_str(&r->addr, rb), ice_cand_type_str(l->type),
 	      ice_cand_type_str(r->type));
 	ev_timer_stop(tn->loop, &tn->timeout);
@@ -622,6 +625,59 @@ static const char *rdv_reason(const struct tunnel *tn, const struct rdv_result *
 	return text;
 }
 
+/* The birthday's hard side: the socket a probe reached carries on. */
+static void on_birthday(struct birthday *b, int fd, void *arg)
+{
+	struct tunnel *tn = arg;
+	char lb[64];
+
+	(void)b;
+	if (fd >= 0 && (!tn->ice || ice_get_state(tn->ice) != ICE_CHECKING)) {
+		close(fd); /* a path is open already: keep its socket */
+		return;
+	}
+	if (fd < 0 || stun_client_replace_socket(tn->sc, fd) < 0) {
+		event(tn, "birthday", "\"result\":\"%s\"", fd < 0 ? "timeout" : "error");
+		return;
+	}
+	tn->probe.bday_won = true;
+	ice_recheck_direct(tn->ice);
+	event(tn, "birthday", "\"result\":\"hit\",\"socket\":\"%s\"",
+	      addr_str(stun_client_local(tn->sc), lb));
+}
+
+/* Only if the plain checks have not found a direct pair by then. */
+static void birthday_start(struct tunnel *tn)
+{
+	predict_probe_stop(&tn->probe); /* a new ICE session: a new birthday */
+	tn->probe.bday_easy = tn->probe.bday_won = false;
+	ev_timer_stop(tn->loop, &tn->bday);
+	ev_timer_set(&tn->bday, BIRTHDAY_AFTER_S, 0.);
+	ev_timer_start(tn->loop, &tn->bday);
+}
+
+static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tunnel *tn = w->data;
+	const struct ice_checklist *cl;
+	int best;
+
+	(void)loop;
+	(void)revents;
+	if (!tn->ice || ice_get_state(tn->ice) != ICE_CHECKING)
+		return;
+	cl = ice_get_checklist(tn->ice);
+	best = ice_checklist_best_valid(cl);
+	if (best >= 0 && cl->local[cl->pairs[best].local].type != ICE_CAND_RELAY &&
+	    cl->remote[cl->pairs[best].remote].type != ICE_CAND_RELAY)
+		return;
+	if (predict_probe_birthday(&tn->probe, tn->ice, &tn->popts, on_birthday, tn))
+		event(tn, "birthday", "\"role\":\"%s\",\"sockets\":%u,\"pps\":%u,"
+		      "\"packets\":%u,\"limit_ms\":%u", tn->probe.bday_easy ? "probe" : "sockets",
+		      tn->probe.bday_easy ? 1 : birthday_sent(tn->probe.bday), tn->popts.pps,
+		      tn->popts.packets, tn->popts.ms);
+}
+
 static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
 {
 	struct tunnel *tn = arg;
@@ -641,6 +697,7 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		return;
 	}
 	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
+	birthday_start(tn);
 	if (ice_start(tn->ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
@@ -678,6 +735,7 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
 	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
 	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
+	birthday_start(tn);
 	ice_start(tn->ice);
 	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
 }
@@ -777,9 +835,11 @@ static void cleanup(struct tunnel *tn)
 	ev_io_stop(tn->loop, &tn->app);
 	ev_timer_stop(tn->loop, &tn->timeout);
 	ev_timer_stop(tn->loop, &tn->reap);
+	ev_timer_stop(tn->loop, &tn->bday);
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
+	predict_probe_stop(&tn->probe);
 	ice_free(tn->ice);
 	turn_client_free(tn->turn);
 	rdv_client_free(tn->rdv);
@@ -816,6 +876,8 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->timeout.data = tn;
 	ev_timer_init(&tn->reap, reap_cb, 0., 0.);
 	tn->reap.data = tn;
+	ev_timer_init(&tn->bday, birthday_timer_cb, 0., 0.);
+	tn->bday.data = tn;
 	ev_timer_init(&tn->restart, restart_cb, 0., 0.);
 	tn->restart.data = tn;
 	ev_signal_init(&tn->sigint, signal_cb, SIGINT);

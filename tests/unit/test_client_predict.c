@@ -157,7 +157,7 @@ static void test_opts(void)
 	CU_ASSERT_EQUAL(predict_opts_parse(&o, "window=4,ttl=2,sockets=128,seconds=2", err,
 					   sizeof(err)), 0);
 	CU_ASSERT(o.enabled && o.window == 4 && o.ttl == 2 && o.sockets == 128 && o.ms == 2000);
-	CU_ASSERT_EQUAL(o.pps, 200);
+	CU_ASSERT_EQUAL(o.pps, 1000);
 	CU_ASSERT_EQUAL(predict_opts_parse(&o, "off", err, sizeof(err)), 0);
 	CU_ASSERT(!o.enabled);
 	CU_ASSERT_EQUAL(predict_opts_parse(&o, "window=0", err, sizeof(err)), -EINVAL);
