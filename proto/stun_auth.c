@@ -31,7 +31,9 @@ static int prep_alloc(const char *in, char **out)
 	return 0;
 }
 
-int stun_saslprep(const char *in, char *out, size_t cap)
+/* SASLprep in into out (cap bytes), NUL-terminated or not; returns the
+ * prepared length or a negative error. */
+static int prep_copy(const char *in, void *out, size_t cap, bool nul)
 {
 	char *p = NULL;
 	size_t n;
@@ -40,35 +42,28 @@ int stun_saslprep(const char *in, char *out, size_t cap)
 	if (rc)
 		return rc;
 	n = strlen(p);
-	if (!out || n >= cap) {
+	if (!out || n + nul > cap || n > 0x7fffffff) {
 		rc = STUN_E_NOSPACE;
 		goto out;
 	}
-	memcpy(out, p, n + 1);
+	memcpy(out, p, n + nul);
+	rc = (int)n;
 out:
 	free(p);
 	return rc;
 }
 
+int stun_saslprep(const char *in, char *out, size_t cap)
+{
+	int rc = prep_copy(in, out, cap, true);
+
+	return rc < 0 ? rc : 0;
+}
+
 /* RFC 8489 s9.1.1: key = OpaqueString(password). */
 int stun_key_short_term(const char *password, uint8_t *key, size_t cap)
 {
-	char *p = NULL;
-	size_t n;
-	int rc = prep_alloc(password, &p);
-
-	if (rc)
-		return rc;
-	n = strlen(p);
-	if (!key || n > cap || n > 0x7fffffff) {
-		rc = STUN_E_NOSPACE;
-		goto out;
-	}
-	memcpy(key, p, n);
-	rc = (int)n;
-out:
-	free(p);
-	return rc;
+	return prep_copy(password, key, cap, false);
 }
 
 /* SASLprep (RFC 4013) leaves printable ASCII as it is: no mapping,
