@@ -1,6 +1,7 @@
 /* agent: ICE check list logic (see agent.h). */
 #include "agent.h"
 
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,35 @@ unsigned ice_cands_eliminate_redundant(struct ice_cand *c, unsigned n)
 			c[out++] = c[i];
 	}
 	return out;
+}
+
+static bool addr_is_loopback(const struct sockaddr *a)
+{
+	if (a->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+bool ice_host_addr_usable(const struct sockaddr *a, unsigned if_flags, int family,
+			  bool server_loopback)
+{
+	if (!a || a->sa_family != family || !(if_flags & IFF_UP))
+		return false;
+	if ((if_flags & IFF_LOOPBACK) || addr_is_loopback(a))
+		return server_loopback;
+	if (server_loopback)
+		return false; /* a server on loopback: a peer on this host only */
+	if (family == AF_INET) {
+		uint32_t v = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+		/* unspecified, link-local 169.254/16 (RFC 3927), multicast */
+		return v != 0 && (v >> 16) != 0xA9FE && (v >> 28) != 0xE;
+	}
+	if (family != AF_INET6)
+		return false;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+	/* s5.1.1.1: link-local ones need a scope the peer cannot use */
+	return !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_LINKLOCAL(a6) &&
+	       !IN6_IS_ADDR_MULTICAST(a6) && !IN6_IS_ADDR_V4MAPPED(a6);
 }
 
 /* ---- forming the check list (s6.1.2) ---- */

@@ -85,6 +85,13 @@ void ice_cand_finish(struct ice_cand *c, uint16_t local_pref);
  * higher-priority one. Returns the new count. */
 unsigned ice_cands_eliminate_redundant(struct ice_cand *c, unsigned n);
 const char *ice_cand_type_str(enum ice_cand_type t);
+/* s5.1.1.1: may an interface address (getifaddrs: address, ifa_flags) be a
+ * host candidate on a socket of family? Not on a down interface, not
+ * link-local (IPv4 169.254/16, IPv6 fe80::/10), multicast or unspecified;
+ * loopback only, and then nothing else, when the server is on loopback
+ * (peers on this host). */
+bool ice_host_addr_usable(const struct sockaddr *a, unsigned if_flags, int family,
+			  bool server_loopback);
 
 /* s6.1.2: form the pairs from cl->local and cl->remote, order, prune,
  * limit and set the initial states. Returns the number of pairs. */

@@ -801,21 +801,24 @@ static bool is_wildcard(const stun_sockaddr *a)
 	return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
 }
 
-/* s5.1.1.1: one host candidate per interface address; not loopback,
- * IPv6 link-local not either (they need a scope the peer cannot use). */
-static bool usable_if_addr(const struct ifaddrs *ifa, int family)
+static bool is_loopback_addr(const stun_sockaddr *a)
 {
-	if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != family)
-		return false;
-	if (family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr) >> 24) != 127;
-	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
-	return !IN6_IS_ADDR_LOOPBACK(a6) && !IN6_IS_ADDR_LINKLOCAL(a6);
+	if (a->sa.sa_family == AF_INET)
+		return (ntohl(a->in4.sin_addr.s_addr) >> 24) == 127;
+	return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->in6.sin6_addr);
 }
 
 int ice_gather_host(struct ice *ice)
 {
-	const stun_sockaddr *local = stun_client_local(ice->sc);
+	return ice_gather_host_for(ice, NULL);
+}
+
+/* s5.1.1.1: one host candidate per usable interface address
+ * (ice_host_addr_usable) when the socket is bound to a wildcard. */
+int ice_gather_host_for(struct ice *ice, const stun_sockaddr *server)
+{
+	bool lo = server && is_loopback_addr(server);
+	const stun_sockaddr *local = stun_client_bound(ice->sc);
 	struct ifaddrs *ifs, *ifa;
 	uint16_t pref = 65535;
 
@@ -826,7 +829,7 @@ int ice_gather_host(struct ice *ice)
 	if (getifaddrs(&ifs) < 0)
 		return -errno;
 	for (ifa = ifs; ifa; ifa = ifa->ifa_next) {
-		if (!usable_if_addr(ifa, local->sa.sa_family))
+		if (!ice_host_addr_usable(ifa->ifa_addr, ifa->ifa_flags, local->sa.sa_family, lo))
 			continue;
 		stun_sockaddr a = { 0 };
 		memcpy(&a, ifa->ifa_addr, stun_sockaddr_len((const stun_sockaddr *)ifa->ifa_addr));

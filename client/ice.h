@@ -74,6 +74,8 @@ void ice_free(struct ice *ice);
 /* Local candidates: host ones for the socket (one per interface address
  * when it is bound to a wildcard), and any the caller learnt (srflx). */
 int ice_gather_host(struct ice *ice);
+/* The same, knowing the server (on loopback: loopback addresses only). */
+int ice_gather_host_for(struct ice *ice, const stun_sockaddr *server);
 int ice_add_local(struct ice *ice, const struct ice_cand *c);
 unsigned ice_local_candidates(const struct ice *ice, const struct ice_cand **out);
 /* A TURN allocation (borrowed, allocated, on the same stun_client): adds

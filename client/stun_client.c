@@ -47,7 +47,8 @@ struct stun_client {
 	struct ev_loop *loop;
 	int fd;
 	ev_io io;
-	stun_sockaddr local;
+	stun_sockaddr local;       /* what stun_client_local() says */
+	stun_sockaddr bound;       /* the socket's own address (maybe a wildcard) */
 	struct stun_rto rto;
 	struct rto_cache rtoc;     /* RFC 8489 s6.2.1: RTO per server */
 	struct stun_txn *txns;
@@ -663,6 +664,7 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		err = -errno;
 		goto out_close;
 	}
+	c->bound = c->local;
 	int on = 1;
 	if (bind_addr->sa.sa_family == AF_INET6)
 		setsockopt(c->fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on));
@@ -729,6 +731,22 @@ int stun_client_fd(const struct stun_client *c)
 const stun_sockaddr *stun_client_local(const struct stun_client *c)
 {
 	return &c->local;
+}
+
+const stun_sockaddr *stun_client_bound(const struct stun_client *c)
+{
+	return &c->bound;
+}
+
+void stun_client_set_local_ip(struct stun_client *c, const stun_sockaddr *ip)
+{
+	uint16_t port = stun_sockaddr_port(&c->bound);
+
+	c->local = *ip;
+	if (c->local.sa.sa_family == AF_INET)
+		c->local.in4.sin_port = htons(port);
+	else
+		c->local.in6.sin6_port = htons(port);
 }
 
 struct ev_loop *stun_client_loop(const struct stun_client *c)

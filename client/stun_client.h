@@ -124,6 +124,11 @@ int stun_client_fd(const struct stun_client *c);
  * mapping the peer found. */
 int stun_client_replace_socket(struct stun_client *c, int fd);
 const stun_sockaddr *stun_client_local(const struct stun_client *c);
+/* A socket bound to a wildcard: the address it is known by (the route's
+ * source towards the server) for stun_client_local(), with the socket's
+ * port; stun_client_bound() still gives the socket's own address. */
+void stun_client_set_local_ip(struct stun_client *c, const stun_sockaddr *ip);
+const stun_sockaddr *stun_client_bound(const struct stun_client *c);
 struct ev_loop *stun_client_loop(const struct stun_client *c);
 const struct stun_client_stats *stun_client_stats(const struct stun_client *c);
 unsigned stun_client_pending(const struct stun_client *c);

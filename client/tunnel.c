@@ -455,7 +455,7 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 	if (err < 0)
 		return err;
 	if (tn->o->relay != TUNNEL_RELAY_ALWAYS) {
-		ice_gather_host(tn->ice);
+		ice_gather_host_for(tn->ice, &tn->o->server);
 		if (tn->has_srflx) {
 			struct ice_cand c = { .type = ICE_CAND_SRFLX, .component = 1 };
 			c.addr = tn->srflx;
@@ -803,14 +803,20 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static int start(struct tunnel *tn)
 {
-	stun_sockaddr bind_addr;
+	stun_sockaddr bind_addr, src;
 	int err;
 
-	err = stun_route_source(&tn->o->server, &bind_addr);
-	if (!err)
-		err = stun_client_open(tn->loop, &bind_addr, &tn->sc);
+	/* a wildcard: host candidates on every usable interface address
+	 * (ice_gather_host_for), known to the server by the route's source */
+	err = stun_route_source(&tn->o->server, &src);
 	if (err < 0)
 		return err;
+	memset(&bind_addr, 0, sizeof(bind_addr));
+	bind_addr.sa.sa_family = src.sa.sa_family;
+	err = stun_client_open(tn->loop, &bind_addr, &tn->sc);
+	if (err < 0)
+		return err;
+	stun_client_set_local_ip(tn->sc, &src);
 	stun_client_set_verbose(tn->sc, tn->o->verbose > 2 ? 2 : 0);
 	err = rdv_client_new(tn->sc, &tn->o->server, &tn->cred, &tn->rdv);
 	if (err < 0)

@@ -7,7 +7,9 @@ consent checks (RFC 7675) find the path dead; `connect` restarts ICE (a new
 offer through the rendezvous) instead of exiting, the listener takes the
 new offer in place of its old session, the relayed pair (through stund, not
 blocked) carries the data, and a new `connected` event reports it; data
-written while the path was down comes through. Needs root."""
+written while the path was down comes through. Also, in the same
+namespace, host candidates come from every usable interface address.
+Needs root."""
 import json
 import os
 import subprocess
@@ -105,6 +107,42 @@ def lost_path_is_reestablished():
     say(lst, "after")
     con.wait_line(r"^after$", timeout=10)
     assert lost <= 12.5, lost
+    con.stop()
+    lst.stop()
+
+
+@test
+def host_candidates_from_every_usable_address():
+    # in this namespace: veth d0 (up) with two addresses (and its IPv6
+    # link-local one), veth d1 (down) with one; the server on d0's first address. Host
+    # candidates: both of d0's addresses, not d1's, not loopback, not
+    # link-local (RFC 8445 s5.1.1.1)
+    for cmd in (["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d0p"],
+                ["ip", "addr", "add", "10.99.0.1/24", "dev", "d0"],
+                ["ip", "addr", "add", "10.99.0.2/24", "dev", "d0"],
+                ["ip", "link", "set", "d0p", "up"],
+                ["ip", "link", "set", "d0", "up"],
+                ["ip", "link", "add", "d1", "type", "veth", "peer", "name", "d1p"],
+                ["ip", "addr", "add", "10.98.0.1/24", "dev", "d1"]):
+        sh(*cmd)
+    from harness import Stund, free_port
+    port = free_port(host="10.99.0.1", count=2)
+    Stund("listening-ip = 10.99.0.1\nlistening-port = %d\nalt-listening-port = %d\n"
+          "no-tls\nno-dtls\nrealm = natkit.test\nuser = alice:s3cret\n"
+          "metrics-listen = off\n" % (port, port + 1))
+    env = dict(os.environ, NATCLIENT_USER="alice", NATCLIENT_PASSWORD="s3cret",
+               NATCLIENT_SERVER="10.99.0.1:%d" % port)
+    lst = Proc([NATCLIENT, "--json", "listen", "hc"], env=env, stdin=subprocess.PIPE)
+    ev(lst, "registered")
+    con = Proc([NATCLIENT, "--json", "connect", "hc", "--relay", "never"], env=env,
+               stdin=subprocess.PIPE)
+    ce, _ = ev(con, "connected")
+    hosts = sorted(json.loads(x)["address"].rsplit(":", 1)[0] for x in con.lines
+                   if '"event":"candidate"' in x and '"type":"host"' in x)
+    assert hosts == ["10.99.0.1", "10.99.0.2"], hosts
+    assert ce["path"] == "direct", ce
+    say(con, "hi")
+    lst.wait_line(r"^hi$", timeout=10)
     con.stop()
     lst.stop()
 

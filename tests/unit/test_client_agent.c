@@ -3,6 +3,7 @@
  * (s6.1.2.3), check list forming, pruning and limits (s6.1.2), and the
  * order in which checks are paced out (s6.1.4.2, s14). No network. */
 #include <CUnit/Basic.h>
+#include <net/if.h>
 #include <string.h>
 
 #include "agent.h"
@@ -257,6 +258,36 @@ static void test_trigger_in_progress(void)
 	CU_ASSERT_EQUAL(cl.pairs[1].state, ICE_PAIR_SUCCEEDED);
 }
 
+/* s5.1.1.1: which interface addresses become host candidates */
+static void test_host_filter(void)
+{
+	const unsigned up = IFF_UP | IFF_RUNNING, lo = IFF_UP | IFF_LOOPBACK;
+	stun_sockaddr v4 = A("192.168.1.10:0"), v4ll = A("169.254.3.4:0"), v4lo = A("127.0.0.1:0");
+	stun_sockaddr v6 = A("[2001:db8::5]:0"), v6ll = A("[fe80::1]:0"), v6lo = A("[::1]:0");
+	stun_sockaddr v6ula = A("[fd00::7]:0"), mapped = A("[::ffff:10.0.0.1]:0");
+
+	CU_ASSERT_TRUE(ice_host_addr_usable(&v4.sa, up, AF_INET, false));
+	CU_ASSERT_TRUE(ice_host_addr_usable(&v6.sa, up, AF_INET6, false));
+	CU_ASSERT_TRUE(ice_host_addr_usable(&v6ula.sa, up, AF_INET6, false));
+	/* the socket's family only */
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v6.sa, up, AF_INET, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4.sa, up, AF_INET6, false));
+	/* down interfaces, link-local, v4-mapped */
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4.sa, 0, AF_INET, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4ll.sa, up, AF_INET, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v6ll.sa, up, AF_INET6, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&mapped.sa, up, AF_INET6, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(NULL, up, AF_INET, false));
+	/* loopback: only when the server is on loopback, and then only it */
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4lo.sa, lo, AF_INET, false));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v6lo.sa, lo, AF_INET6, false));
+	CU_ASSERT_TRUE(ice_host_addr_usable(&v4lo.sa, lo, AF_INET, true));
+	CU_ASSERT_TRUE(ice_host_addr_usable(&v6lo.sa, lo, AF_INET6, true));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4lo.sa, 0, AF_INET, true));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v4.sa, up, AF_INET, true));
+	CU_ASSERT_FALSE(ice_host_addr_usable(&v6.sa, up, AF_INET6, true));
+}
+
 static void test_role_switch_and_prflx(void)
 {
 	struct ice_checklist cl;
@@ -307,6 +338,7 @@ int main(void)
 		{ "pacing order and RTO (s6.1.4.2, s14.3)", test_pacing_order },
 		{ "triggered checks (s6.1.4.1)", test_triggered },
 		{ "check on an In-Progress pair re-triggers (s7.3.1.4)", test_trigger_in_progress },
+		{ "host candidate filter (s5.1.1.1)", test_host_filter },
 		{ "role switch, peer-reflexive remote (s7.2.5.1, s7.3.1.3)", test_role_switch_and_prflx },
 		{ NULL, NULL },
 	};
