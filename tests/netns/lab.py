@@ -527,6 +527,9 @@ alt-listening-port = 3479
 no-tls
 no-dtls
 realm = natkit
+# A lab-only credential so TURN and the rendezvous serve (no open relay):
+# natclient uses it via NATCLIENT_USER=lab NATCLIENT_PASSWORD=natkit-lab.
+user = lab:natkit-lab
 log-file = stderr
 """
 
