@@ -71,7 +71,9 @@ static const char usage_text[] =
 	"                        relay-fallback (seconds before a relayed path may be\n"
 	"                        chosen while direct checks go on; default 1.5),\n"
 	"                        consent-timeout (seconds without a consent answer\n"
-	"                        before the path is re-established; default 30)\n"
+	"                        before the path is re-established; default 30),\n"
+	"                        max-sessions (listen --expose: peers served at once;\n"
+	"                        default 16, more are declined with 486 Busy)\n"
 	"  --json                machine-readable output: one JSON object per line\n"
 	"  -v, --verbose         tell what is happening on stderr (twice: every packet)\n"
 	"  -h, --help            this text\n"
@@ -379,6 +381,7 @@ static int cmd_tunnel(const struct cli *cli, struct settings *s)
 	o.server_name = s->server;
 	o.relay_fallback_ms = s->relay_fallback_ms;
 	o.consent_timeout_ms = s->consent_timeout_ms;
+	o.max_sessions = s->max_sessions;
 	o.user = s->user;
 	o.password = s->password;
 	return tunnel_run(&o);

@@ -31,6 +31,19 @@ static int parse_seconds_ms(const char *val, unsigned *out)
 	return 0;
 }
 
+static int parse_count(const char *val, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || end == val || *end || v < 1 || v > SETTINGS_MAX_SESSIONS)
+		return -EDOM;
+	*out = (unsigned)v;
+	return 0;
+}
+
 static int apply_key(struct settings *s, const char *key, const char *val)
 {
 	if (!strcmp(key, "server"))
@@ -43,6 +56,8 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 		return parse_seconds_ms(val, &s->relay_fallback_ms);
 	else if (!strcmp(key, "consent-timeout")) /* RFC 7675 s5.1: 30 s */
 		return parse_seconds_ms(val, &s->consent_timeout_ms);
+	else if (!strcmp(key, "max-sessions"))
+		return parse_count(val, &s->max_sessions);
 	else
 		return -EINVAL;
 	return 0;
@@ -67,9 +82,14 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 			 path, lineno, key, val);
 		return -EINVAL;
 	}
+	if (r == -EDOM) {
+		snprintf(err, cap, "%s:%d: %s takes a whole number from 1 to %d, not \"%s\"",
+			 path, lineno, key, SETTINGS_MAX_SESSIONS, val);
+		return -EINVAL;
+	}
 	if (r < 0) {
 		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password, "
-			 "relay-fallback, consent-timeout", path, lineno, key);
+			 "relay-fallback, consent-timeout, max-sessions", path, lineno, key);
 		return -EINVAL;
 	}
 	return 0;

@@ -12,10 +12,13 @@
 
 #define NATCLIENT_DEFAULT_PORT 3478
 
+#define SETTINGS_MAX_SESSIONS 256
+
 struct settings {
 	char server[256];   /* HOST[:PORT] */
 	char user[256];
 	char password[256];
+	unsigned max_sessions;      /* "max-sessions = N": listen --expose; 0: 16 */
 	unsigned relay_fallback_ms; /* "relay-fallback = SECONDS"; 0: default */
 	unsigned consent_timeout_ms;/* "consent-timeout = SECONDS"; 0: 30 s */
 };

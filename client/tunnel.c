@@ -28,13 +28,35 @@
 #define FLOW_MARK 0xD0
 #define FLOW_HDR 2
 
+#define MAX_SESSIONS_DEFAULT 16
+
+struct session;
+
 struct flow {
-	struct tunnel *tn;
+	struct session *s;
 	uint16_t id;
 	bool used;
 	stun_sockaddr client;      /* --local: the local client's address */
 	int fd;                    /* --expose: a socket towards the service */
 	ev_io w;
+};
+
+/* One peer's session: its ICE agent (credentials, checks, selected pair)
+ * and its flows. connect, and listen without --expose, have one (sess[0]);
+ * listen --expose has up to max-sessions, one per connecting peer, each
+ * flow with its own socket towards the service (the service sees the
+ * sessions apart, as a server sees clients behind different NATs). */
+struct session {
+	struct tunnel *tn;
+	bool used;
+	struct ice *ice;
+	struct ice_creds creds;
+	char peer_user[RDV_USER_MAX + 1];
+	stun_sockaddr peer;        /* the offer's flow as the server saw it */
+	bool has_peer;
+	struct flow flows[MAX_FLOWS];
+	uint16_t next_flow;
+	ev_timer reap;
 };
 
 struct tunnel {
@@ -46,8 +68,9 @@ struct tunnel {
 	struct turn_client *turn;
 	bool turn_done;
 	int turn_status;
-	struct ice *ice;
-	struct ice_creds creds;
+	struct session *sess;      /* the table: n_sess slots */
+	unsigned n_sess;
+	struct session *probed;    /* the session predict's probe serves */
 	stun_sockaddr srflx;
 	bool has_srflx, srflx_done;
 	stun_sockaddr other;       /* the server's OTHER-ADDRESS (RFC 5780) */
@@ -58,18 +81,15 @@ struct tunnel {
 	int exit_code;
 	bool in_eof;
 	int app_fd;                /* --local socket, -1: none */
-	struct flow flows[MAX_FLOWS];
-	uint16_t next_flow;
 	uint64_t dropped;          /* datagrams without a flow header, unknown flows */
 	ev_io in, app;
-	ev_timer timeout, reap, bday; /* bday: when the birthday may start */
+	ev_timer timeout, bday; /* bday: when the birthday may start */
 	/* a lost path is re-established (issue 5): connect restarts ICE with a
 	 * new offer (RFC 8445 s9: new credentials) until --timeout; listen
 	 * takes a new offer from the same user in place of its session */
 	ev_timer restart;
 	bool restarting;           /* connect: since the path was lost */
 	unsigned restarts;
-	char peer_user[RDV_USER_MAX + 1]; /* listen: the current session's user */
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
 };
@@ -150,10 +170,10 @@ static enum ice_cand_type ice_type(uint8_t t)
 	return ICE_CAND_HOST;
 }
 
-static void session_make(struct tunnel *tn, struct rdv_session *s)
+static void session_make(struct session *ss, struct rdv_session *s)
 {
 	const struct ice_cand *c;
-	unsigned n = ice_local_candidates(tn->ice, &c);
+	unsigned n = ice_local_candidates(ss->ice, &c);
 
 	memset(s, 0, sizeof(*s));
 	for (unsigned i = 0; i < n && s->n_cand < RDV_MAX_CANDIDATES; i++) {
@@ -165,12 +185,12 @@ static void session_make(struct tunnel *tn, struct rdv_session *s)
 		r->addr = c[i].addr;
 		snprintf(r->foundation, sizeof(r->foundation), "%s", c[i].foundation);
 	}
-	snprintf(s->ufrag, sizeof(s->ufrag), "%s", tn->creds.ufrag);
-	snprintf(s->pwd, sizeof(s->pwd), "%s", tn->creds.pwd);
+	snprintf(s->ufrag, sizeof(s->ufrag), "%s", ss->creds.ufrag);
+	snprintf(s->pwd, sizeof(s->pwd), "%s", ss->creds.pwd);
 	s->tie_breaker = 0;
 }
 
-static int remote_from_session(struct tunnel *tn, const struct rdv_session *s)
+static int remote_from_session(struct session *ss, const struct rdv_session *s)
 {
 	struct ice_cand c[RDV_MAX_CANDIDATES];
 	struct ice_creds rc;
@@ -190,49 +210,51 @@ static int remote_from_session(struct tunnel *tn, const struct rdv_session *s)
 	}
 	snprintf(rc.ufrag, sizeof(rc.ufrag), "%s", s->ufrag);
 	snprintf(rc.pwd, sizeof(rc.pwd), "%s", s->pwd);
-	return ice_set_remote(tn->ice, &rc, c, n);
+	return ice_set_remote(ss->ice, &rc, c, n);
 }
 
 /* ---- the data path ---- */
 
-static int send_flow(struct tunnel *tn, uint16_t flow, const uint8_t *buf, size_t len)
+static int send_flow(struct session *s, uint16_t flow, const uint8_t *buf, size_t len)
 {
 	uint8_t out[FLOW_HDR + 65536];
 
-	if (!tn->ice || len > sizeof(out) - FLOW_HDR)
+	if (!s->ice || len > sizeof(out) - FLOW_HDR)
 		return -EINVAL;
 	out[0] = (uint8_t)(FLOW_MARK | (flow >> 8));
 	out[1] = (uint8_t)flow;
 	memcpy(out + FLOW_HDR, buf, len);
-	return ice_send(tn->ice, out, len + FLOW_HDR);
+	return ice_send(s->ice, out, len + FLOW_HDR);
 }
 
 static void expose_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct flow *f = w->data;
+	struct tunnel *tn = f->s->tn;
 
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(f->fd, f->tn->buf, sizeof(f->tn->buf), MSG_DONTWAIT);
+		ssize_t n = recv(f->fd, tn->buf, sizeof(tn->buf), MSG_DONTWAIT);
 		if (n < 0)
 			return;
-		send_flow(f->tn, f->id, f->tn->buf, (size_t)n);
+		send_flow(f->s, f->id, tn->buf, (size_t)n);
 	}
 }
 
 /* --expose: the flow's own socket towards the service (the service sees
  * one source port per remote client). */
-static struct flow *expose_flow(struct tunnel *tn, uint16_t id)
+static struct flow *expose_flow(struct session *s, uint16_t id)
 {
+	struct tunnel *tn = s->tn;
 	const stun_sockaddr *a = &tn->o->expose;
 	struct flow *free_slot = NULL;
 
 	for (int i = 0; i < MAX_FLOWS; i++) {
-		if (tn->flows[i].used && tn->flows[i].id == id)
-			return &tn->flows[i];
-		if (!tn->flows[i].used && !free_slot)
-			free_slot = &tn->flows[i];
+		if (s->flows[i].used && s->flows[i].id == id)
+			return &s->flows[i];
+		if (!s->flows[i].used && !free_slot)
+			free_slot = &s->flows[i];
 	}
 	if (!free_slot)
 		return NULL;
@@ -243,31 +265,32 @@ static struct flow *expose_flow(struct tunnel *tn, uint16_t id)
 		close(fd);
 		return NULL;
 	}
-	*free_slot = (struct flow){ .tn = tn, .id = id, .used = true, .fd = fd };
+	*free_slot = (struct flow){ .s = s, .id = id, .used = true, .fd = fd };
 	ev_io_init(&free_slot->w, expose_cb, fd, EV_READ);
 	free_slot->w.data = free_slot;
 	ev_io_start(tn->loop, &free_slot->w);
 	return free_slot;
 }
 
-static struct flow *local_flow_by_id(struct tunnel *tn, uint16_t id)
+static struct flow *local_flow_by_id(struct session *s, uint16_t id)
 {
 	for (int i = 0; i < MAX_FLOWS; i++)
-		if (tn->flows[i].used && tn->flows[i].id == id)
-			return &tn->flows[i];
+		if (s->flows[i].used && s->flows[i].id == id)
+			return &s->flows[i];
 	return NULL;
 }
 
-static void app_out(struct tunnel *tn, uint16_t flow, const uint8_t *buf, size_t len)
+static void app_out(struct session *s, uint16_t flow, const uint8_t *buf, size_t len)
 {
+	struct tunnel *tn = s->tn;
 	struct flow *f;
 
 	if (tn->o->has_expose) {
-		f = expose_flow(tn, flow);
+		f = expose_flow(s, flow);
 		if (!f || send(f->fd, buf, len, 0) < 0)
 			tn->dropped++;
 	} else if (tn->o->has_local) {
-		f = local_flow_by_id(tn, flow);
+		f = local_flow_by_id(s, flow);
 		if (!f)
 			tn->dropped++;
 		else
@@ -280,15 +303,15 @@ static void app_out(struct tunnel *tn, uint16_t flow, const uint8_t *buf, size_t
 static void on_data(struct ice *ice, const uint8_t *buf, size_t len, const stun_sockaddr *from,
 		    void *arg)
 {
-	struct tunnel *tn = arg;
+	struct session *s = arg;
 
 	(void)ice;
 	(void)from;
 	if (len < FLOW_HDR || (buf[0] & 0xF0) != FLOW_MARK) {
-		tn->dropped++;
+		s->tn->dropped++;
 		return;
 	}
-	app_out(tn, (uint16_t)((buf[0] & 0x0F) << 8 | buf[1]), buf + FLOW_HDR, len - FLOW_HDR);
+	app_out(s, (uint16_t)((buf[0] & 0x0F) << 8 | buf[1]), buf + FLOW_HDR, len - FLOW_HDR);
 }
 
 static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -302,24 +325,24 @@ static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
 		tn->in_eof = true;
 		return;
 	}
-	send_flow(tn, 0, tn->buf, (size_t)n);
+	send_flow(&tn->sess[0], 0, tn->buf, (size_t)n);
 }
 
 /* --local: one flow per client source address. */
-static struct flow *local_flow(struct tunnel *tn, const stun_sockaddr *from)
+static struct flow *local_flow(struct session *s, const stun_sockaddr *from)
 {
 	struct flow *free_slot = NULL;
 
 	for (int i = 0; i < MAX_FLOWS; i++) {
-		if (tn->flows[i].used && stun_sockaddr_equal(&tn->flows[i].client, from))
-			return &tn->flows[i];
-		if (!tn->flows[i].used && !free_slot)
-			free_slot = &tn->flows[i];
+		if (s->flows[i].used && stun_sockaddr_equal(&s->flows[i].client, from))
+			return &s->flows[i];
+		if (!s->flows[i].used && !free_slot)
+			free_slot = &s->flows[i];
 	}
 	if (!free_slot)
 		return NULL;
-	*free_slot = (struct flow){ .tn = tn, .used = true, .client = *from, .fd = -1,
-				    .id = (uint16_t)(1 + tn->next_flow++ % 4095) };
+	*free_slot = (struct flow){ .s = s, .used = true, .client = *from, .fd = -1,
+				    .id = (uint16_t)(1 + s->next_flow++ % 4095) };
 	return free_slot;
 }
 
@@ -336,9 +359,9 @@ static void app_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (n < 0)
 			return;
 		fl = sizeof(from);
-		struct flow *f = local_flow(tn, &from);
-		if (f && tn->ice)
-			send_flow(tn, f->id, tn->buf, (size_t)n);
+		struct flow *f = local_flow(&tn->sess[0], &from);
+		if (f && tn->sess[0].ice)
+			send_flow(&tn->sess[0], f->id, tn->buf, (size_t)n);
 	}
 }
 
@@ -364,32 +387,61 @@ static int open_app(struct tunnel *tn)
 
 /* ---- ICE ---- */
 
-static const char *path_of(const struct tunnel *tn, const struct ice_cand *l,
+static const char *path_of(struct session *s, const struct ice_cand *l,
 			   const struct ice_cand *r)
 {
 	if (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY)
 		return "relay";
-	return predict_probe_selected(&tn->probe, tn->ice) ? "predicted" : "direct";
+	return predict_probe_selected(&s->tn->probe, s->ice) ? "predicted" : "direct";
+}
+
+/* A session's path ends: its agent goes; its flows (and their sockets
+ * towards the service) stay for the peer's next offer (a restart). */
+static void session_drop_ice(struct session *s)
+{
+	struct tunnel *tn = s->tn;
+
+	ev_timer_stop(tn->loop, &s->reap);
+	if (tn->probed == s) {
+		predict_probe_stop(&tn->probe);
+		tn->probed = NULL;
+	}
+	ice_free(s->ice);
+	s->ice = NULL;
+}
+
+/* A session's end: its agent, its flows' sockets; the slot is free again. */
+static void session_close(struct session *s)
+{
+	struct tunnel *tn = s->tn;
+
+	session_drop_ice(s);
+	for (int i = 0; i < MAX_FLOWS; i++) {
+		if (s->flows[i].used && s->flows[i].fd >= 0) {
+			ev_io_stop(tn->loop, &s->flows[i].w);
+			close(s->flows[i].fd);
+		}
+		s->flows[i].used = false;
+	}
+	s->used = false;
 }
 
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct tunnel *tn = w->data;
-
 	(void)loop;
 	(void)revents;
-	ice_free(tn->ice); /* not from inside its own callback */
-	tn->ice = NULL;
-	predict_probe_stop(&tn->probe);
+	session_drop_ice(w->data); /* not from inside its agent's callback */
 }
 
-static void on_connected(struct tunnel *tn)
+static void on_connected(struct session *s)
 {
-	const struct ice_cand *l = ice_selected_local(tn->ice), *r = ice_selected_remote(tn->ice);
+	struct tunnel *tn = s->tn;
+	const struct ice_cand *l = ice_selected_local(s->ice), *r = ice_selected_remote(s->ice);
 	char lb[64], rb[64];
 
-	event(tn, "connected", "\"path\":\"%s\",\"local\":\"%s\",\"remote\":\"%s\","
-	      "\"local_type\":\"%s\",\"remote_type\":\"%s\"", path_of(tn, l, r),
+	event(tn, "connected", "\"session\":%u,\"path\":\"%s\",\"local\":\"%s\","
+	      "\"remote\":\"%s\",\"local_type\":\"%s\",\"remote_type\":\"%s\"",
+	      (unsigned)(s - tn->sess), path_of(s, l, r),
 	      addr_str(&l->addr, lb), addr_str(&r->addr, rb), ice_cand_type_str(l->type),
 	      ice_cand_type_str(r->type));
 	ev_timer_stop(tn->loop, &tn->timeout);
@@ -418,11 +470,12 @@ static void restart_later(struct tunnel *tn, double delay)
 
 static void on_state(struct ice *ice, enum ice_state st, void *arg)
 {
-	struct tunnel *tn = arg;
+	struct session *s = arg;
+	struct tunnel *tn = s->tn;
 
 	(void)ice;
 	if (st == ICE_CONNECTED) {
-		on_connected(tn);
+		on_connected(s);
 		return;
 	}
 	if (st != ICE_FAILED && st != ICE_DISCONNECTED)
@@ -436,40 +489,42 @@ static void on_state(struct ice *ice, enum ice_state st, void *arg)
 		restart_later(tn, st == ICE_FAILED ? 1.0 : 0.);
 		return;
 	}
-	event(tn, st == ICE_FAILED ? "failed" : "disconnected", "%s", "");
-	ev_timer_start(tn->loop, &tn->reap); /* then wait for the next offer */
+	event(tn, st == ICE_FAILED ? "failed" : "disconnected", "\"session\":%u",
+	      (unsigned)(s - tn->sess));
+	ev_timer_start(tn->loop, &s->reap); /* then wait for the next offer */
 }
 
-static int ice_setup(struct tunnel *tn, bool controlling)
+static int ice_setup(struct session *s, bool controlling)
 {
+	struct tunnel *tn = s->tn;
 	struct ice_params p = { .controlling = controlling,
 				.tie_breaker = ice_tie_breaker_random(),
 				.relay_fallback_ms = tn->o->relay_fallback_ms,
 				.consent_timeout_ms = tn->o->consent_timeout_ms,
 				.verbose = tn->o->verbose > 1 };
-	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = tn };
+	struct ice_cbs cbs = { .state = on_state, .data = on_data, .arg = s };
 	int err;
 
-	ice_creds_random(&tn->creds);
-	err = ice_new(tn->sc, &p, &tn->creds, &cbs, &tn->ice);
+	ice_creds_random(&s->creds);
+	err = ice_new(tn->sc, &p, &s->creds, &cbs, &s->ice);
 	if (err < 0)
 		return err;
 	if (tn->o->relay != TUNNEL_RELAY_ALWAYS) {
-		ice_gather_host_for(tn->ice, &tn->o->server);
+		ice_gather_host_for(s->ice, &tn->o->server);
 		if (tn->has_srflx) {
 			struct ice_cand c = { .type = ICE_CAND_SRFLX, .component = 1 };
 			c.addr = tn->srflx;
 			c.base = *stun_client_local(tn->sc);
 			c.server = tn->o->server;
 			ice_cand_finish(&c, 65535);
-			ice_add_local(tn->ice, &c);
-			predict_probe_add(&tn->probe, tn->ice, &tn->srflx, &tn->o->server, &tn->popts);
+			ice_add_local(s->ice, &c);
+			predict_probe_add(&tn->probe, s->ice, &tn->srflx, &tn->o->server, &tn->popts);
 		}
 	}
 	if (tn->turn && turn_client_is_allocated(tn->turn))
-		ice_set_relay(tn->ice, tn->turn);
+		ice_set_relay(s->ice, tn->turn);
 	const struct ice_cand *c;
-	unsigned n = ice_local_candidates(tn->ice, &c);
+	unsigned n = ice_local_candidates(s->ice, &c);
 	if (!n)
 		return -ENOENT;
 	for (unsigned i = 0; i < n; i++) {
@@ -482,27 +537,81 @@ static int ice_setup(struct tunnel *tn, bool controlling)
 
 /* ---- the socket's other datagrams ---- */
 
+/* A check goes to the session whose ufrag starts its USERNAME "LFRAG:RFRAG"
+ * (RFC 8445 s7.2.2); one no session knows goes to the first, which answers
+ * 401 (RFC 8489 s9.1.3). Responses and indications: any session (the
+ * stun_client matched our own transactions already). */
+static struct session *route_stun(struct tunnel *tn, const struct stun_msg *m)
+{
+	struct session *any = NULL;
+
+	for (unsigned i = 0; i < tn->n_sess; i++) {
+		struct session *s = &tn->sess[i];
+		size_t ul = strlen(s->creds.ufrag);
+
+		if (!s->ice)
+			continue;
+		if (!any)
+			any = s;
+		if (m->cls == STUN_CLASS_REQUEST && stun_msg_has(m, STUN_ATTR_USERNAME) &&
+		    m->username.len > ul && !memcmp(m->username.p, s->creds.ufrag, ul) &&
+		    m->username.p[ul] == ':')
+			return s;
+	}
+	return any;
+}
+
+/* Data: the session that has the sender among its remote candidates. */
+static struct session *route_addr(struct tunnel *tn, const stun_sockaddr *from)
+{
+	for (unsigned i = 0; i < tn->n_sess; i++) {
+		const struct ice_checklist *cl;
+
+		if (!tn->sess[i].ice)
+			continue;
+		cl = ice_get_checklist(tn->sess[i].ice);
+		for (unsigned j = 0; j < cl->n_remote; j++)
+			if (stun_sockaddr_equal(&cl->remote[j].addr, from))
+				return &tn->sess[i];
+	}
+	return NULL;
+}
+
 static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 		     const stun_sockaddr *from, const struct stun_msg *m, void *arg)
 {
 	struct tunnel *tn = arg;
+	struct session *s;
 
 	(void)c;
 	if (tn->turn && turn_client_input(tn->turn, buf, len, from, m))
 		return;
-	if (tn->ice)
-		ice_input(tn->ice, buf, len, from, m);
+	if (m) {
+		s = route_stun(tn, m);
+		if (s)
+			ice_input(s->ice, buf, len, from, m);
+		return;
+	}
+	for (unsigned i = 0; i < tn->n_sess; i++) /* data: by the peer's address */
+		if (tn->sess[i].ice && ice_input(tn->sess[i].ice, buf, len, from, NULL))
+			return;
 }
 
 static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
 		      size_t len, bool via_channel, void *arg)
 {
 	struct tunnel *tn = arg;
+	struct session *s = NULL;
+	struct stun_msg m;
 
 	(void)t;
 	(void)via_channel;
-	if (tn->ice)
-		ice_input_relayed(tn->ice, data, len, peer);
+	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0)
+		s = route_stun(tn, &m);
+	else
+		s = route_addr(tn, peer);
+	if (s)
+		ice_input_relayed(s->ice, data, len, peer);
 }
 
 static void turn_allocated(struct turn_client *t, int status, void *arg)
@@ -618,21 +727,34 @@ static const char *rdv_reason(const struct tunnel *tn, const struct rdv_result *
 		snprintf(text, sizeof(text), "the ID \"%s\" is taken by another user: choose another",
 			 tn->o->id);
 		return text;
-	case 480: return "the peer declined the connection";
+	case 480: /* the server passes any refusal on as 480 (PROTOCOL.md s4.3) */
+		return "the peer declined the connection (busy: it serves another peer on "
+		       "stdin/stdout, or as many sessions as its max-sessions allows)";
 	}
 	snprintf(text, sizeof(text), "the server said %d %s", r->status,
 		 r->reason ? r->reason : stun_error_reason((uint16_t)r->status));
 	return text;
 }
 
-/* The birthday's hard side: the socket a probe reached carries on. */
+static unsigned sessions_open(const struct tunnel *tn)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		n += tn->sess[i].used;
+	return n;
+}
+
+/* The birthday's hard side: the socket a probe reached carries on. It
+ * replaces the shared socket, so only while one session is open. */
 static void on_birthday(struct birthday *b, int fd, void *arg)
 {
 	struct tunnel *tn = arg;
+	struct ice *ice = tn->probed ? tn->probed->ice : NULL;
 	char lb[64];
 
 	(void)b;
-	if (fd >= 0 && (!tn->ice || ice_get_state(tn->ice) != ICE_CHECKING)) {
+	if (fd >= 0 && (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)) {
 		close(fd); /* a path is open already: keep its socket */
 		return;
 	}
@@ -641,14 +763,15 @@ static void on_birthday(struct birthday *b, int fd, void *arg)
 		return;
 	}
 	tn->probe.bday_won = true;
-	ice_recheck_direct(tn->ice);
+	ice_recheck_direct(ice);
 	event(tn, "birthday", "\"result\":\"hit\",\"socket\":\"%s\"",
 	      addr_str(stun_client_local(tn->sc), lb));
 }
 
 /* Only if the plain checks have not found a direct pair by then. */
-static void birthday_start(struct tunnel *tn)
+static void birthday_start(struct tunnel *tn, struct session *s)
 {
+	tn->probed = s;
 	predict_probe_stop(&tn->probe); /* a new ICE session: a new birthday */
 	tn->probe.bday_easy = tn->probe.bday_won = false;
 	ev_timer_stop(tn->loop, &tn->bday);
@@ -659,19 +782,20 @@ static void birthday_start(struct tunnel *tn)
 static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tunnel *tn = w->data;
+	struct ice *ice = tn->probed ? tn->probed->ice : NULL;
 	const struct ice_checklist *cl;
 	int best;
 
 	(void)loop;
 	(void)revents;
-	if (!tn->ice || ice_get_state(tn->ice) != ICE_CHECKING)
+	if (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)
 		return;
-	cl = ice_get_checklist(tn->ice);
+	cl = ice_get_checklist(ice);
 	best = ice_checklist_best_valid(cl);
 	if (best >= 0 && cl->local[cl->pairs[best].local].type != ICE_CAND_RELAY &&
 	    cl->remote[cl->pairs[best].remote].type != ICE_CAND_RELAY)
 		return;
-	if (predict_probe_birthday(&tn->probe, tn->ice, &tn->popts, on_birthday, tn))
+	if (predict_probe_birthday(&tn->probe, ice, &tn->popts, on_birthday, tn))
 		event(tn, "birthday", "\"role\":\"%s\",\"sockets\":%u,\"pps\":%u,"
 		      "\"packets\":%u,\"limit_ms\":%u", tn->probe.bday_easy ? "probe" : "sockets",
 		      tn->probe.bday_easy ? 1 : birthday_sent(tn->probe.bday), tn->popts.pps,
@@ -692,51 +816,90 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		fail(tn, "%s", rdv_reason(tn, r));
 		return;
 	}
-	if (remote_from_session(tn, r->answer) < 0) {
+	if (remote_from_session(&tn->sess[0], r->answer) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
-	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
-	birthday_start(tn);
-	if (ice_start(tn->ice) < 0) {
+	predict_probe_punch(&tn->probe, tn->sess[0].ice, stun_client_fd(tn->sc), &tn->popts);
+	birthday_start(tn, &tn->sess[0]);
+	if (ice_start(tn->sess[0].ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
 	event(tn, "checking", "\"remote_candidates\":%u", r->answer->n_cand);
 }
 
+/* The session an offer belongs to. Without --expose (stdin/stdout is one
+ * stream, it cannot tell peers apart) there is one session: the same user's
+ * new offer replaces it (a restart, RFC 8445 s9), another user is Busy.
+ * With --expose, an offer from the flow (user and address, as the server
+ * saw them) of an open session restarts that session; any other offer gets
+ * a free slot, up to max-sessions, else the slot of a session whose path
+ * is gone (no agent). NULL: decline with 486. */
+static struct session *session_for(struct tunnel *tn, const struct rdv_offer *o)
+{
+	struct session *free_slot = NULL, *idle = NULL;
+
+	for (unsigned i = 0; i < tn->n_sess; i++) {
+		struct session *s = &tn->sess[i];
+
+		if (!s->used) {
+			if (!free_slot)
+				free_slot = s;
+			continue;
+		}
+		if (!s->ice && !idle)
+			idle = s;
+		if (strcmp(s->peer_user, o->from))
+			continue;
+		if (tn->n_sess == 1 || (s->has_peer && o->has_peer &&
+					stun_sockaddr_equal(&s->peer, &o->peer)))
+			return s;
+	}
+	if (!free_slot && idle) {
+		session_close(idle);
+		free_slot = idle;
+	}
+	return free_slot;
+}
+
 static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg)
 {
 	struct tunnel *tn = arg;
+	struct session *s = session_for(tn, o);
 	struct rdv_session answer;
 	char pb[64] = "";
 
-	if (tn->ice && strcmp(tn->peer_user, o->from)) { /* one session at a time */
+	if (o->has_peer)
+		addr_str(&o->peer, pb);
+	if (!s) {
+		event(tn, "busy", "\"from\":\"%s\",\"peer\":\"%s\",\"sessions\":%u", o->from, pb,
+		      tn->n_sess);
 		rdv_client_decline(rc, o->offer_id, 486, "Busy", NULL, NULL);
 		return;
 	}
-	if (tn->ice) { /* the same user restarts (RFC 8445 s9): the new one wins */
-		event(tn, "restart", "\"from\":\"%s\"", o->from);
-		ev_timer_stop(tn->loop, &tn->reap);
-		ice_free(tn->ice);
-		tn->ice = NULL;
-	}
-	snprintf(tn->peer_user, sizeof(tn->peer_user), "%s", o->from);
+	if (s->ice) /* the same peer restarts (RFC 8445 s9): the new one wins */
+		event(tn, "restart", "\"from\":\"%s\",\"session\":%u", o->from,
+		      (unsigned)(s - tn->sess));
+	session_drop_ice(s);
+	s->used = true;
+	snprintf(s->peer_user, sizeof(s->peer_user), "%s", o->from);
+	s->has_peer = o->has_peer;
 	if (o->has_peer)
-		addr_str(&o->peer, pb);
-	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\"", o->from, pb);
-	if (ice_setup(tn, false) < 0 || remote_from_session(tn, &o->session) < 0) {
+		s->peer = o->peer;
+	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\",\"session\":%u", o->from, pb,
+	      (unsigned)(s - tn->sess));
+	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
 		rdv_client_decline(rc, o->offer_id, 500, "No Candidates", NULL, NULL);
-		ice_free(tn->ice);
-		tn->ice = NULL;
+		session_drop_ice(s);
 		return;
 	}
-	session_make(tn, &answer);
+	session_make(s, &answer);
 	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
 	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
-	predict_probe_punch(&tn->probe, tn->ice, stun_client_fd(tn->sc), &tn->popts);
-	birthday_start(tn);
-	ice_start(tn->ice);
+	predict_probe_punch(&tn->probe, s->ice, stun_client_fd(tn->sc), &tn->popts);
+	birthday_start(tn, s);
+	ice_start(s->ice);
 	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
 }
 
@@ -778,11 +941,13 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static int offer_start(struct tunnel *tn)
 {
 	struct rdv_session offer;
-	int err = ice_setup(tn, true);
+	int err;
 
+	tn->sess[0].used = true;
+	err = ice_setup(&tn->sess[0], true);
 	if (err < 0)
 		return err;
-	session_make(tn, &offer);
+	session_make(&tn->sess[0], &offer);
 	offer.tie_breaker = ice_tie_breaker_random();
 	return rdv_client_connect(tn->rdv, tn->o->id, &offer, connect_cb, tn);
 }
@@ -793,8 +958,7 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	ice_free(tn->ice);
-	tn->ice = NULL;
+	session_drop_ice(&tn->sess[0]); /* the --local flows stay */
 	tn->restarts++;
 	event(tn, "restart", "\"attempt\":%u", tn->restarts);
 	if (offer_start(tn) < 0)
@@ -840,24 +1004,40 @@ static void cleanup(struct tunnel *tn)
 	ev_io_stop(tn->loop, &tn->in);
 	ev_io_stop(tn->loop, &tn->app);
 	ev_timer_stop(tn->loop, &tn->timeout);
-	ev_timer_stop(tn->loop, &tn->reap);
 	ev_timer_stop(tn->loop, &tn->bday);
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
 	predict_probe_stop(&tn->probe);
-	ice_free(tn->ice);
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		session_close(&tn->sess[i]);
+	free(tn->sess);
 	turn_client_free(tn->turn);
 	rdv_client_free(tn->rdv);
 	stun_client_free(tn->sc);
 	if (tn->app_fd >= 0)
 		close(tn->app_fd);
-	for (int i = 0; i < MAX_FLOWS; i++) {
-		if (tn->flows[i].used && tn->flows[i].fd >= 0) {
-			ev_io_stop(tn->loop, &tn->flows[i].w);
-			close(tn->flows[i].fd);
-		}
+}
+
+/* listen --expose: max-sessions slots; otherwise one (see session_for). */
+static int sessions_init(struct tunnel *tn)
+{
+	const struct tunnel_opts *o = tn->o;
+
+	tn->n_sess = 1;
+	if (o->role == TUNNEL_LISTEN && o->has_expose)
+		tn->n_sess = o->max_sessions ? o->max_sessions : MAX_SESSIONS_DEFAULT;
+	tn->sess = calloc(tn->n_sess, sizeof(*tn->sess));
+	if (!tn->sess) {
+		tn->n_sess = 0;
+		return -ENOMEM;
 	}
+	for (unsigned i = 0; i < tn->n_sess; i++) {
+		tn->sess[i].tn = tn;
+		ev_timer_init(&tn->sess[i].reap, reap_cb, 0., 0.);
+		tn->sess[i].reap.data = &tn->sess[i];
+	}
+	return 0;
 }
 
 int tunnel_run(const struct tunnel_opts *o)
@@ -880,8 +1060,6 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->in.data = tn;
 	ev_timer_init(&tn->timeout, timeout_cb, o->timeout_s > 0 ? o->timeout_s : 30., 0.);
 	tn->timeout.data = tn;
-	ev_timer_init(&tn->reap, reap_cb, 0., 0.);
-	tn->reap.data = tn;
 	ev_timer_init(&tn->bday, birthday_timer_cb, 0., 0.);
 	tn->bday.data = tn;
 	ev_timer_init(&tn->restart, restart_cb, 0., 0.);
@@ -891,7 +1069,9 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->sigint.data = tn->sigterm.data = tn;
 	ev_signal_start(tn->loop, &tn->sigint);
 	ev_signal_start(tn->loop, &tn->sigterm);
-	err = start(tn);
+	err = sessions_init(tn);
+	if (!err)
+		err = start(tn);
 	if (err < 0 && tn->exit_code < 0)
 		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server)"
 						    : strerror(-err));

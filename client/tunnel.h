@@ -25,6 +25,7 @@ struct tunnel_opts {
 	double timeout_s;          /* connect: give up after this (default 30) */
 	unsigned relay_fallback_ms;/* 0: ice.c's default (1.5 s) */
 	unsigned consent_timeout_ms;/* 0: ice.c's default (30 s, RFC 7675) */
+	unsigned max_sessions;     /* listen --expose: sessions at once; 0: 16 */
 	bool has_expose;           /* listen --expose HOST:PORT */
 	stun_sockaddr expose;
 	bool has_local;            /* connect --local HOST:PORT */
