@@ -135,6 +135,21 @@ unsigned predict_seq_ports(uint16_t last, int delta, unsigned window, uint16_t *
 	return window;
 }
 
+unsigned predict_cross_window(uint16_t self_last, int self_delta, unsigned self_gap,
+			      uint16_t peer_last, int peer_delta, unsigned peer_gap,
+			      unsigned window, uint16_t *dst, uint16_t *src)
+{
+	if (!self_delta || !peer_delta)
+		return 0;
+	if (window > PREDICT_MAX_WINDOW)
+		window = PREDICT_MAX_WINDOW;
+	for (unsigned i = 0; i < window; i++) {
+		src[i] = wrap((long)self_last + (long)self_delta * (long)(self_gap + 1 + i));
+		dst[i] = wrap((long)peer_last + (long)peer_delta * (long)(peer_gap + 1 + i));
+	}
+	return window;
+}
+
 static void set_port(stun_sockaddr *a, uint16_t port)
 {
 	if (a->sa.sa_family == AF_INET6)

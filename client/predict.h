@@ -67,6 +67,21 @@ enum predict_plan predict_choose(enum predict_alloc self, enum predict_alloc pee
  * PREDICT_PORT_MIN..65535 wrap into that range. Returns the count. */
 unsigned predict_seq_ports(uint16_t last, int delta, unsigned window, uint16_t *out);
 
+/* Both sides sequential (APDM, known delta): a crossing window. Each NAT
+ * makes one new mapping per new destination, so the window's own sends
+ * consume ports: the side's i-th new destination (after gap further new
+ * destinations since the mapping measured as last) leaves from
+ * last + (gap + 1 + i) * delta. Both sides send to the other's window in
+ * the same order, so that self's i-th send, from src[i], targets dst[i]
+ * and the peer's i-th send, from dst[i], targets src[i]: the pair crosses.
+ * Fills dst[] (the peer's predicted ports, where to send) and src[]
+ * (self's expected mapped ports) for i = 0..window-1 (at most
+ * PREDICT_MAX_WINDOW); returns the count, 0 when a delta is 0. Not used
+ * by natclient yet (sym-seq vs sym-seq still goes to the relay). */
+unsigned predict_cross_window(uint16_t self_last, int self_delta, unsigned self_gap,
+			      uint16_t peer_last, int peer_delta, unsigned peer_gap,
+			      unsigned window, uint16_t *dst, uint16_t *src);
+
 /* Predicted candidates for a window: addr = srflx's IP with each port,
  * base = the local socket, local preference falling with k, so the first
  * guess is checked first. Returns the count written to out. */

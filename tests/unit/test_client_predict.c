@@ -73,6 +73,41 @@ static void test_window(void)
 	CU_ASSERT_EQUAL(predict_seq_ports(1000, 1, 99, p), PREDICT_MAX_WINDOW);
 }
 
+static void test_cross_window(void)
+{
+	uint16_t ad[PREDICT_MAX_WINDOW], as[PREDICT_MAX_WINDOW];
+	uint16_t bd[PREDICT_MAX_WINDOW], bs[PREDICT_MAX_WINDOW];
+
+	/* A: last 20005, delta 1; B: last 31000, delta 2; no gap */
+	CU_ASSERT_EQUAL(predict_cross_window(20005, 1, 0, 31000, 2, 0, 4, ad, as), 4);
+	CU_ASSERT_EQUAL(as[0], 20006);
+	CU_ASSERT_EQUAL(ad[0], 31002);
+	CU_ASSERT_EQUAL(as[3], 20009); /* the window's own sends consume ports */
+	CU_ASSERT_EQUAL(ad[3], 31008);
+	/* B's view of the same window: its i-th send crosses A's i-th */
+	CU_ASSERT_EQUAL(predict_cross_window(31000, 2, 0, 20005, 1, 0, 4, bd, bs), 4);
+	for (unsigned i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(bs[i], ad[i]);
+		CU_ASSERT_EQUAL(bd[i], as[i]);
+	}
+	/* a gap (e.g. a low-TTL punch to one more destination) shifts one side */
+	CU_ASSERT_EQUAL(predict_cross_window(20005, 1, 2, 31000, -1, 1, 2, ad, as), 2);
+	CU_ASSERT_EQUAL(as[0], 20008);
+	CU_ASSERT_EQUAL(as[1], 20009);
+	CU_ASSERT_EQUAL(ad[0], 30998);
+	CU_ASSERT_EQUAL(ad[1], 30997);
+	/* wraps within 1024..65535; a zero delta predicts nothing; capped */
+	CU_ASSERT_EQUAL(predict_cross_window(65535, 1, 0, 1025, -1, 0, 2, ad, as), 2);
+	CU_ASSERT_EQUAL(as[0], 1024);
+	CU_ASSERT_EQUAL(as[1], 1025);
+	CU_ASSERT_EQUAL(ad[0], 1024);
+	CU_ASSERT_EQUAL(ad[1], 65535);
+	CU_ASSERT_EQUAL(predict_cross_window(20005, 0, 0, 31000, 1, 0, 4, ad, as), 0);
+	CU_ASSERT_EQUAL(predict_cross_window(20005, 1, 0, 31000, 0, 0, 4, ad, as), 0);
+	CU_ASSERT_EQUAL(predict_cross_window(20005, 1, 0, 31000, 1, 0, 99, ad, as),
+			PREDICT_MAX_WINDOW);
+}
+
 static void test_candidates(void)
 {
 	stun_sockaddr srflx = A("203.0.113.2:20001"), base = A("10.2.0.10:5000");
@@ -174,6 +209,7 @@ int main(void)
 		{ "allocation pattern from mapped ports", test_classify },
 		{ "plan per pair of patterns", test_choose },
 		{ "sequential window, wrapping", test_window },
+		{ "both sequential: crossing window", test_cross_window },
 		{ "predicted candidates (RFC 8445 s5.1.2)", test_candidates },
 		{ "birthday: distinct random ports", test_rand_ports },
 		{ "probe budget: rate, total, time", test_budget },
