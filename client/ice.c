@@ -26,6 +26,7 @@ struct ice_check {
 	bool nominating;           /* carries USE-CANDIDATE */
 	bool consent;              /* an RFC 7675 consent check */
 	bool renominate;           /* a cancelled nominating check: redo it */
+	bool prompt;               /* next check of this pair: the minimum RTO */
 	uint8_t tid[STUN_TID_LEN];
 };
 
@@ -181,11 +182,24 @@ static void route_request(struct ice *ice, struct stun_request *req, unsigned id
 	req->send_ctx = ice;
 }
 
+/* s14.3: "Agents MAY calculate the RTO value using other mechanisms";
+ * the formula paces the whole check list, and with many pairs In-Progress
+ * (prflx, predicted, filtered ones) it reaches seconds. A nomination (its
+ * pair has just succeeded) and a pair rechecked on a new socket (birthday
+ * hit) are single checks whose loss must not cost that long: 500 ms. */
+static unsigned check_rto_ms(struct ice *ice, unsigned idx, bool nominating)
+{
+	bool prompt = nominating || ice->checks[idx].prompt;
+
+	ice->checks[idx].prompt = false;
+	return prompt ? ICE_RTO_MIN_MS : ice_checklist_rto_ms(&ice->cl, ice->p.ta_ms);
+}
+
 static int send_check(struct ice *ice, unsigned idx, bool nominating)
 {
 	struct ice_check *ck = &ice->checks[idx];
 	struct stun_rto rto = {
-		ice_checklist_rto_ms(&ice->cl, ice->p.ta_ms), /* s14.3 */
+		check_rto_ms(ice, idx, nominating), /* s14.3 */
 		ice->p.check_rc, ice->p.check_rm,
 	};
 	struct stun_request req = {
@@ -373,6 +387,17 @@ static bool upgrading_to(const struct ice *ice, unsigned idx)
 	       !ice_pair_is_relayed(ice, idx);
 }
 
+/* A relayed pair's nomination is in flight (not answered yet). */
+static bool relay_nomination_pending(const struct ice *ice)
+{
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		if (ice_pair_is_relayed(ice, i) &&
+		    ((ice->checks[i].active && ice->checks[i].nominating) ||
+		     (ice->quiet[i].active && ice->quiet[i].nominating)))
+			return true;
+	return false;
+}
+
 static void check_success(struct ice *ice, struct ice_check *ck, const struct stun_txn_result *r)
 {
 	unsigned idx = ck->idx;
@@ -394,6 +419,16 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 	}
 	/* on a relay: the first direct pair that opens takes over */
 	if (ice->state == ICE_CONNECTED && ice->cl.controlling && upgrading_to(ice, idx)) {
+		send_check(ice, idx, true);
+		return;
+	}
+	/* a direct pair that opens while a relayed nomination is unanswered is
+	 * nominated too (as the upgrade above, before the relay is selected):
+	 * that relay may be gone for good, e.g. the peer's birthday socket
+	 * replaced the one its allocation lived on (s8.1.1 forbids another
+	 * nomination only after one has succeeded) */
+	if (ice->state == ICE_CHECKING && ice->cl.controlling && ice->nominated &&
+	    !ice_pair_is_relayed(ice, idx) && relay_nomination_pending(ice)) {
 		send_check(ice, idx, true);
 		return;
 	}
@@ -937,6 +972,7 @@ void ice_recheck_direct(struct ice *ice)
 		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state != ICE_PAIR_SUCCEEDED) {
 			if (ice->cl.pairs[i].state == ICE_PAIR_IN_PROGRESS)
 				ice->cl.pairs[i].state = ICE_PAIR_WAITING;
+			ice->checks[i].prompt = true;
 			ice_checklist_trigger(&ice->cl, i);
 		}
 }
