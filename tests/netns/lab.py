@@ -13,6 +13,7 @@ the RFC 4787 behaviour it claims.
 
 Command line (as root):
     lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
+              [--delay [LINK=]MS]... [--loss [LINK=]P]...           with delay / loss (LINK: a, b, server)
     lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
     lab.py compose [-o FILE]                                     write the compose file
     lab.py cleanup [--run-id ID | --stale]                       remove leftover nkl- namespaces
