@@ -89,6 +89,46 @@ unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_
 	return p->n_pred;
 }
 
+static const uint8_t punch_payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
+
+static int punch(int fd, const stun_sockaddr *dest, unsigned ttl)
+{
+	if (ttl)
+		return predict_punch_low_ttl(fd, dest, ttl, punch_payload, sizeof(punch_payload));
+	return sendto(fd, punch_payload, sizeof(punch_payload), 0, &dest->sa,
+		      stun_sockaddr_len(dest)) < 0 ? -errno : 0;
+}
+
+unsigned predict_probe_cross(const struct predict_probe *p, struct ice *ice, int fd,
+			     const struct predict_opts *o, uint16_t *to, uint16_t *from)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+	const struct ice_cand *g = NULL;
+	uint16_t peer_last;
+	int peer_delta;
+	unsigned n, sent = 0;
+	stun_sockaddr dest;
+
+	if (!o->enabled || !o->cross || p->alloc != PREDICT_ALLOC_SEQUENTIAL || !p->n_pred)
+		return 0;
+	n = predict_peer_window(cl->remote, cl->n_remote, &peer_last, &peer_delta);
+	if (!n)
+		return 0;
+	for (unsigned i = 0; i < cl->n_remote && !g; i++)
+		if (cl->remote[i].type == ICE_CAND_PREDICTED)
+			g = &cl->remote[i];
+	/* gaps 0: nothing made a new mapping since the probes, on either side */
+	n = predict_cross_window(p->last, p->delta, 0, peer_last, peer_delta, 0,
+				 n < p->n_pred ? n : p->n_pred, to, from);
+	dest = g->addr;
+	for (unsigned i = 0; i < n; i++) {
+		set_port(&dest, to[i]);
+		if (punch(fd, &dest, o->ttl) == 0)
+			sent++;
+	}
+	return sent == n ? n : 0;
+}
+
 static const struct ice_cand *remote_of(const struct ice_checklist *cl, enum ice_cand_type t,
 				       const char *foundation)
 {
@@ -103,7 +143,6 @@ unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int
 			     const struct predict_opts *o)
 {
 	const struct ice_checklist *cl = ice_get_checklist(ice);
-	static const uint8_t payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
 	unsigned n = 0;
 	const struct ice_cand *flag;
 
@@ -112,15 +151,14 @@ unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int
 	 * s5) for the checks its new mappings will send, before they arrive. */
 	if (o->enabled && p->alloc == PREDICT_ALLOC_EIM &&
 	    (flag = remote_of(cl, ICE_CAND_PREDICTED, PREDICT_BIRTHDAY_FOUNDATION)) != NULL &&
-	    sendto(fd, payload, sizeof(payload), 0, &flag->addr.sa, stun_sockaddr_len(&flag->addr)) > 0)
+	    punch(fd, &flag->addr, 0) == 0)
 		n++;
 	if (!o->enabled || !o->ttl || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
 		return n;
 	for (unsigned i = 0; i < cl->n_remote; i++) {
 		if (cl->remote[i].type == ICE_CAND_RELAY)
 			continue;
-		if (predict_punch_low_ttl(fd, &cl->remote[i].addr, o->ttl, payload,
-					  sizeof(payload)) == 0)
+		if (punch(fd, &cl->remote[i].addr, o->ttl) == 0)
 			n++;
 	}
 	return n;

@@ -35,6 +35,22 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
  * flag candidate (random). Returns how many were added. */
 unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_sockaddr *srflx,
 			   const stun_sockaddr *server, const struct predict_opts *o);
+/* Both sides sequential (our probe and the peer's predicted candidates),
+ * opts->cross: the crossing punch, to be sent before any check and before
+ * predict_probe_punch(). Our predicted candidates are the ports our NAT
+ * gives our next new destinations, in order, as long as nothing else makes
+ * a mapping first (the peer's likewise); so one datagram from fd to each of
+ * the peer's predicted candidates, in the peer's order, makes our i-th
+ * guess the mapping towards the peer's i-th guess, while the peer's i-th
+ * send makes its i-th guess the mapping towards ours: every pair crosses,
+ * and the checks between predicted candidates ride on mappings that exist
+ * on both NATs (predict_cross_window). A datagram that reaches the far NAT
+ * before its mapping is dropped there; its retransmission, the check, is
+ * not. With opts->ttl the datagrams carry that TTL. Fills to[] and from[]
+ * (the peer's ports sent to, ours they should leave from) and returns the
+ * count, 0 when not both sequential. */
+unsigned predict_probe_cross(const struct predict_probe *p, struct ice *ice, int fd,
+			     const struct predict_opts *o, uint16_t *to, uint16_t *from);
 /* opts->ttl > 0 and sequential: a low-TTL datagram from fd to each of the
  * peer's non-relayed candidates (ice's remote list); facing a random-port
  * peer with a stable mapping: one datagram to its IP. Returns the count. */

@@ -802,6 +802,32 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		      tn->popts.packets, tn->popts.ms);
 }
 
+static void ports_json(char *b, size_t cap, const uint16_t *p, unsigned n)
+{
+	size_t l = 0;
+
+	b[0] = 0;
+	for (unsigned i = 0; i < n && l < cap; i++)
+		l += (size_t)snprintf(b + l, cap - l, "%s%u", i ? "," : "", p[i]);
+}
+
+/* Before the checks: the crossing punch (both sides sequential), then the
+ * low-TTL and birthday-flag datagrams (client/predict_probe.h). */
+static void punch(struct tunnel *tn, struct session *s)
+{
+	uint16_t to[PREDICT_MAX_WINDOW], from[PREDICT_MAX_WINDOW];
+	char tb[PREDICT_MAX_WINDOW * 6 + 1], fb[PREDICT_MAX_WINDOW * 6 + 1];
+	int fd = stun_client_fd(tn->sc);
+	unsigned n = predict_probe_cross(&tn->probe, s->ice, fd, &tn->popts, to, from);
+
+	if (n) {
+		ports_json(tb, sizeof(tb), to, n);
+		ports_json(fb, sizeof(fb), from, n);
+		event(tn, "cross-punch", "\"window\":%u,\"to\":[%s],\"from\":[%s]", n, tb, fb);
+	}
+	predict_probe_punch(&tn->probe, s->ice, fd, &tn->popts);
+}
+
 static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
 {
 	struct tunnel *tn = arg;
@@ -820,7 +846,7 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
-	predict_probe_punch(&tn->probe, tn->sess[0].ice, stun_client_fd(tn->sc), &tn->popts);
+	punch(tn, &tn->sess[0]);
 	birthday_start(tn, &tn->sess[0]);
 	if (ice_start(tn->sess[0].ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
@@ -897,7 +923,7 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 	session_make(s, &answer);
 	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
 	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
-	predict_probe_punch(&tn->probe, s->ice, stun_client_fd(tn->sc), &tn->popts);
+	punch(tn, s);
 	birthday_start(tn, s);
 	ice_start(s->ice);
 	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
