@@ -12,6 +12,14 @@ static uint16_t port_of(const stun_sockaddr *a)
 	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
 }
 
+static void set_port(stun_sockaddr *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET6)
+		a->in6.sin6_port = htons(port);
+	else
+		a->in4.sin_port = htons(port);
+}
+
 static void probe_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
 	struct predict_probe *p = arg;
@@ -46,12 +54,49 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 	return p->alloc == PREDICT_ALLOC_UNKNOWN ? -EHOSTUNREACH : 0;
 }
 
-static void set_port(stun_sockaddr *a, uint16_t port)
+static void fresh_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
-	if (a->sa.sa_family == AF_INET6)
-		a->in6.sin6_port = htons(port);
-	else
-		a->in4.sin_port = htons(port);
+	struct predict_probe *p = arg;
+	void (*cb)(struct predict_probe *, void *) = p->fresh_cb;
+
+	if (r->status == STUN_TXN_CANCELLED)
+		return;
+	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS)) {
+		p->last = port_of(&r->msg->xor_mapped);
+		p->stale = false;
+	}
+	p->fresh = NULL;
+	stun_client_free(c); /* deferred while its callback runs */
+	cb(p, p->fresh_arg);
+}
+
+int predict_probe_refresh(struct predict_probe *p, const stun_sockaddr *server,
+			  void (*cb)(struct predict_probe *p, void *arg), void *arg)
+{
+	static const struct stun_rto rto = { 250, 3, 4 };
+	struct stun_request req = { .method = STUN_METHOD_BINDING, .dest = *server, .rto = &rto,
+				    .fingerprint = true, .cb = fresh_cb, .arg = p };
+	stun_sockaddr bind_addr;
+	int err;
+
+	if (!p->sc || p->alloc != PREDICT_ALLOC_SEQUENTIAL || !p->stale)
+		return 0;
+	p->fresh_cb = cb;
+	p->fresh_arg = arg;
+	if (p->fresh) /* one in flight: its answer serves this caller too */
+		return 1;
+	bind_addr = *stun_client_bound(p->sc);
+	set_port(&bind_addr, 0);
+	err = stun_client_open(stun_client_loop(p->sc), &bind_addr, &p->fresh);
+	if (err < 0)
+		return err;
+	err = stun_client_request(p->fresh, &req, NULL);
+	if (err < 0) {
+		stun_client_free(p->fresh);
+		p->fresh = NULL;
+		return err;
+	}
+	return 1;
 }
 
 /* The birthday flag: our NAT's IP (with the port it gave towards the
@@ -190,6 +235,13 @@ void predict_probe_stop(struct predict_probe *p)
 {
 	birthday_free(p->bday);
 	p->bday = NULL;
+}
+
+void predict_probe_free(struct predict_probe *p)
+{
+	predict_probe_stop(p);
+	stun_client_free(p->fresh); /* cancels: fresh_cb returns at once */
+	p->fresh = NULL;
 }
 
 bool predict_probe_selected(const struct predict_probe *p, struct ice *ice)

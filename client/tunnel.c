@@ -57,6 +57,8 @@ struct session {
 	struct flow flows[MAX_FLOWS];
 	uint16_t next_flow;
 	ev_timer reap;
+	bool waiting;              /* its offer waits for predict_probe_refresh() */
+	struct rdv_offer offer;    /* that offer */
 };
 
 struct tunnel {
@@ -89,6 +91,7 @@ struct tunnel {
 	 * takes a new offer from the same user in place of its session */
 	ev_timer restart;
 	bool restarting;           /* connect: since the path was lost */
+	bool restart_waiting;      /* connect: the new offer waits for a refresh */
 	unsigned restarts;
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
@@ -402,6 +405,7 @@ static void session_drop_ice(struct session *s)
 	struct tunnel *tn = s->tn;
 
 	ev_timer_stop(tn->loop, &s->reap);
+	s->waiting = false;
 	if (tn->probed == s) {
 		predict_probe_stop(&tn->probe);
 		tn->probed = NULL;
@@ -826,6 +830,7 @@ static void punch(struct tunnel *tn, struct session *s)
 		event(tn, "cross-punch", "\"window\":%u,\"to\":[%s],\"from\":[%s]", n, tb, fb);
 	}
 	predict_probe_punch(&tn->probe, s->ice, fd, &tn->popts);
+	tn->probe.stale = true; /* the checks make new mappings from here on */
 }
 
 static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -889,11 +894,53 @@ static struct session *session_for(struct tunnel *tn, const struct rdv_offer *o)
 	return free_slot;
 }
 
+/* Answer s->offer: our candidates (the predicted window as it is now),
+ * then the punches and the checks. */
+static void answer_offer(struct session *s)
+{
+	struct tunnel *tn = s->tn;
+	const struct rdv_offer *o = &s->offer;
+	struct rdv_session answer;
+
+	s->waiting = false;
+	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
+		rdv_client_decline(tn->rdv, o->offer_id, 500, "No Candidates", NULL, NULL);
+		session_drop_ice(s);
+		return;
+	}
+	session_make(s, &answer);
+	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
+	rdv_client_answer(tn->rdv, o->offer_id, &answer, NULL, NULL);
+	punch(tn, s);
+	birthday_start(tn, s);
+	ice_start(s->ice);
+	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+}
+
+static int offer_start(struct tunnel *tn);
+
+/* predict_probe_refresh() is done: the offers and the restart that waited
+ * for a fresh window go on. */
+static void refreshed(struct predict_probe *p, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	event(tn, "allocation", "\"pattern\":\"%s\",\"refreshed\":%s,\"last\":%u,\"delta\":%d",
+	      predict_alloc_str(p->alloc), p->stale ? "false" : "true", p->last, p->delta);
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].waiting)
+			answer_offer(&tn->sess[i]);
+	if (tn->restart_waiting) {
+		tn->restart_waiting = false;
+		if (offer_start(tn) < 0)
+			restart_later(tn, 1.0);
+	}
+}
+
 static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg)
 {
 	struct tunnel *tn = arg;
 	struct session *s = session_for(tn, o);
-	struct rdv_session answer;
 	char pb[64] = "";
 
 	if (o->has_peer)
@@ -915,18 +962,12 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 		s->peer = o->peer;
 	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\",\"session\":%u", o->from, pb,
 	      (unsigned)(s - tn->sess));
-	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
-		rdv_client_decline(rc, o->offer_id, 500, "No Candidates", NULL, NULL);
-		session_drop_ice(s);
+	s->offer = *o;
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		s->waiting = true; /* answered once the window is fresh */
 		return;
 	}
-	session_make(s, &answer);
-	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
-	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
-	punch(tn, s);
-	birthday_start(tn, s);
-	ice_start(s->ice);
-	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+	answer_offer(s);
 }
 
 static void register_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -987,6 +1028,10 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_drop_ice(&tn->sess[0]); /* the --local flows stay */
 	tn->restarts++;
 	event(tn, "restart", "\"attempt\":%u", tn->restarts);
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		tn->restart_waiting = true; /* the offer once the window is fresh */
+		return;
+	}
 	if (offer_start(tn) < 0)
 		restart_later(tn, 1.0);
 }
@@ -1034,7 +1079,7 @@ static void cleanup(struct tunnel *tn)
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
-	predict_probe_stop(&tn->probe);
+	predict_probe_free(&tn->probe);
 	for (unsigned i = 0; i < tn->n_sess; i++)
 		session_close(&tn->sess[i]);
 	free(tn->sess);
