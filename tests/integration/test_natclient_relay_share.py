@@ -207,5 +207,39 @@ def three_relayed_sessions_share_one_allocation():
         lst.stop()
 
 
+@test
+def ten_sessions_each_with_its_own_channel():
+    """Ten peers one after the other, each offering a host and a relayed
+    candidate (twenty peer addresses on two IPs): every one of them gets a
+    channel of its own on the listener's allocation (there used to be room
+    for 16 peer addresses in all, so the ninth went without), and then all
+    ten exchange data at once."""
+    port, stop, sources = echo_service()
+    pid = peer_id()
+    chans0 = turn_metric("channels")
+    lst = listener(pid, port)
+    peers = []
+    try:
+        want = chans0
+        for k in range(10):
+            peers.append(Peer(pid, relay="auto"))
+            assert peers[-1].connected()["path"] == "relay"
+            ev = wait_listen_connected(lst, k + 1)[k]
+            # a channel on the listener's allocation, one on the peer's too
+            # when its relayed candidate is on the path
+            want += 1 + (ev["remote_type"] == "relay")
+            exchange(peers[-1:], 1, b"%d" % k)
+            wait_turn_metric("channels", want)
+        relayed = {e["local"] for e in listen_connected(lst, 0)}
+        assert len(relayed) == 1, relayed
+        exchange(peers, 5, b"all")
+        assert len(sources) == 10, sources
+    finally:
+        stop.append(1)
+        for p in peers:
+            p.close()
+        lst.stop()
+
+
 if __name__ == "__main__":
     run_tests()
