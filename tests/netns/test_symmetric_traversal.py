@@ -17,6 +17,7 @@ least once per case (no speed asserted). Cases:
   - both sides symmetric and random: no prediction is tried; the relay
     carries the session within the configured relay fallback (0.3 s here).
 Needs root."""
+import json
 import os
 import statistics
 import sys
@@ -39,9 +40,25 @@ TRIALS = int(os.environ.get("NATKIT_TRIALS", "3"))
 RESULTS = []
 
 
+def hit_to_path(r):
+    """The random side's birthday hit -> its "predicted" connected event, in
+    natclient's own ms; None without a hit."""
+    for lines in (r["con_lines"], r["lst_lines"]):
+        hit = None
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            e = json.loads(line)
+            if e["event"] == "birthday" and e.get("result") == "hit":
+                hit = e["ms"]
+            elif hit is not None and e["event"] == "connected" and e["path"] == "predicted":
+                return e["ms"] - hit
+    return None
+
+
 def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
     """Run the case TRIALS times; -> (successes, median ms to the path)."""
-    ok, ms, paths = 0, [], []
+    ok, ms, paths, hits = 0, [], [], []
     for _ in range(TRIALS):
         try:
             with Lab(site_a=site_a, site_b=site_b) as lab:
@@ -51,6 +68,8 @@ def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
             if r["path"] == want:
                 ok += 1
                 ms.append(r["path_ms"])
+            if hit_to_path(r) is not None:
+                hits.append(hit_to_path(r))
         except AssertionError as e:
             paths.append("failed")
             print("  %s: trial failed: %s" % (name, str(e)[-600:]))
@@ -58,6 +77,9 @@ def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
     RESULTS.append((name, ok, TRIALS, med))
     print("  %-44s %d/%d %s, median %.0f ms to it (paths: %s)"
           % (name, ok, TRIALS, want, med, ", ".join(paths)))
+    if hits:
+        print("  %-44s birthday hit -> predicted path: median %.0f ms, max %d ms (%d hits)"
+              % ("", statistics.median(hits), max(hits), len(hits)))
     sys.stdout.flush()
     if want == "relay" and ms:  # both random: no time spent on guesses
         assert max(ms) < 1200, (name, ms)
