@@ -61,6 +61,8 @@ struct session {
 	struct flow flows[MAX_FLOWS];
 	uint16_t next_flow;
 	ev_timer reap;
+	bool waiting;              /* its offer waits for predict_probe_refresh() */
+	struct rdv_offer offer;    /* that offer */
 };
 
 struct tunnel {
@@ -93,6 +95,7 @@ struct tunnel {
 	 * takes a new offer from the same user in place of its session */
 	ev_timer restart;
 	bool restarting;           /* connect: since the path was lost */
+	bool restart_waiting;      /* connect: the new offer waits for a refresh */
 	unsigned restarts;
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
@@ -406,6 +409,7 @@ static void session_drop_ice(struct session *s)
 	struct tunnel *tn = s->tn;
 
 	ev_timer_stop(tn->loop, &s->reap);
+	s->waiting = false;
 	if (tn->probed == s) {
 		predict_probe_stop(&tn->probe);
 		tn->probed = NULL;
@@ -806,6 +810,18 @@ static void birthday_start(struct tunnel *tn, struct session *s)
 	ev_timer_start(tn->loop, &tn->bday);
 }
 
+/* Checking, or connected over the relay (a short relay-fallback): a
+ * direct path may still take over. */
+static bool direct_wanted(struct ice *ice)
+{
+	const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
+
+	if (ice_get_state(ice) == ICE_CHECKING)
+		return true;
+	return ice_get_state(ice) == ICE_CONNECTED && l && r &&
+	       (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY);
+}
+
 static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tunnel *tn = w->data;
@@ -815,7 +831,7 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)
+	if (!ice || !direct_wanted(ice) || sessions_open(tn) > 1)
 		return;
 	cl = ice_get_checklist(ice);
 	best = ice_checklist_best_valid(cl);
@@ -827,6 +843,33 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		      "\"packets\":%u,\"limit_ms\":%u", tn->probe.bday_easy ? "probe" : "sockets",
 		      tn->probe.bday_easy ? 1 : birthday_sent(tn->probe.bday), tn->popts.pps,
 		      tn->popts.packets, tn->popts.ms);
+}
+
+static void ports_json(char *b, size_t cap, const uint16_t *p, unsigned n)
+{
+	size_t l = 0;
+
+	b[0] = 0;
+	for (unsigned i = 0; i < n && l < cap; i++)
+		l += (size_t)snprintf(b + l, cap - l, "%s%u", i ? "," : "", p[i]);
+}
+
+/* Before the checks: the crossing punch (both sides sequential), then the
+ * low-TTL and birthday-flag datagrams (client/predict_probe.h). */
+static void punch(struct tunnel *tn, struct session *s)
+{
+	uint16_t to[PREDICT_MAX_WINDOW], from[PREDICT_MAX_WINDOW];
+	char tb[PREDICT_MAX_WINDOW * 6 + 1], fb[PREDICT_MAX_WINDOW * 6 + 1];
+	int fd = stun_client_fd(tn->sc);
+	unsigned n = predict_probe_cross(&tn->probe, s->ice, fd, &tn->popts, to, from);
+
+	if (n) {
+		ports_json(tb, sizeof(tb), to, n);
+		ports_json(fb, sizeof(fb), from, n);
+		event(tn, "cross-punch", "\"window\":%u,\"to\":[%s],\"from\":[%s]", n, tb, fb);
+	}
+	predict_probe_punch(&tn->probe, s->ice, fd, &tn->popts);
+	tn->probe.stale = true; /* the checks make new mappings from here on */
 }
 
 static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -847,7 +890,7 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
-	predict_probe_punch(&tn->probe, tn->sess[0].ice, stun_client_fd(tn->sc), &tn->popts);
+	punch(tn, &tn->sess[0]);
 	birthday_start(tn, &tn->sess[0]);
 	if (ice_start(tn->sess[0].ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
@@ -890,11 +933,53 @@ static struct session *session_for(struct tunnel *tn, const struct rdv_offer *o)
 	return free_slot;
 }
 
+/* Answer s->offer: our candidates (the predicted window as it is now),
+ * then the punches and the checks. */
+static void answer_offer(struct session *s)
+{
+	struct tunnel *tn = s->tn;
+	const struct rdv_offer *o = &s->offer;
+	struct rdv_session answer;
+
+	s->waiting = false;
+	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
+		rdv_client_decline(tn->rdv, o->offer_id, 500, "No Candidates", NULL, NULL);
+		session_drop_ice(s);
+		return;
+	}
+	session_make(s, &answer);
+	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
+	rdv_client_answer(tn->rdv, o->offer_id, &answer, NULL, NULL);
+	punch(tn, s);
+	birthday_start(tn, s);
+	ice_start(s->ice);
+	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+}
+
+static int offer_start(struct tunnel *tn);
+
+/* predict_probe_refresh() is done: the offers and the restart that waited
+ * for a fresh window go on. */
+static void refreshed(struct predict_probe *p, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	event(tn, "allocation", "\"pattern\":\"%s\",\"refreshed\":%s,\"last\":%u,\"delta\":%d",
+	      predict_alloc_str(p->alloc), p->stale ? "false" : "true", p->last, p->delta);
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].waiting)
+			answer_offer(&tn->sess[i]);
+	if (tn->restart_waiting) {
+		tn->restart_waiting = false;
+		if (offer_start(tn) < 0)
+			restart_later(tn, 1.0);
+	}
+}
+
 static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg)
 {
 	struct tunnel *tn = arg;
 	struct session *s = session_for(tn, o);
-	struct rdv_session answer;
 	char pb[64] = "";
 
 	if (o->has_peer)
@@ -916,18 +1001,12 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 		s->peer = o->peer;
 	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\",\"session\":%u", o->from, pb,
 	      (unsigned)(s - tn->sess));
-	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
-		rdv_client_decline(rc, o->offer_id, 500, "No Candidates", NULL, NULL);
-		session_drop_ice(s);
+	s->offer = *o;
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		s->waiting = true; /* answered once the window is fresh */
 		return;
 	}
-	session_make(s, &answer);
-	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
-	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
-	predict_probe_punch(&tn->probe, s->ice, stun_client_fd(tn->sc), &tn->popts);
-	birthday_start(tn, s);
-	ice_start(s->ice);
-	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+	answer_offer(s);
 }
 
 static void register_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -988,6 +1067,10 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_drop_ice(&tn->sess[0]); /* the --local flows stay */
 	tn->restarts++;
 	event(tn, "restart", "\"attempt\":%u", tn->restarts);
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		tn->restart_waiting = true; /* the offer once the window is fresh */
+		return;
+	}
 	if (offer_start(tn) < 0)
 		restart_later(tn, 1.0);
 }
@@ -1035,7 +1118,7 @@ static void cleanup(struct tunnel *tn)
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
-	predict_probe_stop(&tn->probe);
+	predict_probe_free(&tn->probe);
 	for (unsigned i = 0; i < tn->n_sess; i++)
 		session_close(&tn->sess[i]);
 	free(tn->sess);

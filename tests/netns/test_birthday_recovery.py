@@ -67,6 +67,13 @@ def both_ways(con, lst, tag):
     con.wait_line(r"^%s from listen$" % tag, timeout=15)
 
 
+def stop(proc):
+    """Stop a natclient; under ASan its exit report must be clean."""
+    proc.stop()
+    bad = [l for l in proc.lines if "Sanitizer" in l or "runtime error" in l]
+    assert not bad, "\n".join(proc.lines[-60:])
+
+
 def block(lab, host, peer_ip):
     """Drop every datagram between host and the peer's public address."""
     lab.nft(host, "table inet nkbday {\n chain out {\n  type filter hook output priority 0;\n"
@@ -122,7 +129,7 @@ def random_listener_keeps_registration_and_relay():
             ci, li = birthday_session(lst, con, lst)
             block(lab, "a", lab.router_ip["b"])
             ci, li = back_over_relay(con, lst, ci, li, lst)
-            con.stop()
+            stop(con)
             # a second peer: the offer reaches the listener by its registration
             con2 = natpair.natclient(lab, "b", ["connect", "bd", "--timeout", "20",
                                                 "--relay", "never"], pre)
@@ -130,8 +137,8 @@ def random_listener_keeps_registration_and_relay():
             ev(lst, "offer", after=li)
             both_ways(con2, lst, "second")
             print("  second connect: %s path at %d ms" % (ce["path"], ce["ms"]))
-            con2.stop()
-            lst.stop()
+            stop(con2)
+            stop(lst)
     finally:
         conf.close()
 
@@ -149,8 +156,8 @@ def random_connector_keeps_relay():
             ci, li = birthday_session(lst, con, con)
             block(lab, "b", lab.router_ip["a"])
             back_over_relay(con, lst, ci, li, con)
-            con.stop()
-            lst.stop()
+            stop(con)
+            stop(lst)
     finally:
         conf.close()
 
