@@ -405,6 +405,23 @@ static bool upgrading_to(const struct ice *ice, unsigned idx)
 	       !ice_pair_is_relayed(ice, idx);
 }
 
+/* A direct pair succeeded while the nomination waits, maybe for the relay
+ * fallback (a late direct pair, e.g. predict's birthday): no reason to
+ * wait for it any more; the short wait for better pairs counts from the
+ * start of the checks. */
+static void nominate_sooner(struct ice *ice)
+{
+	double wait = ice->t0 + ice->p.nominate_after_ms / 1000.0 - ev_now(ice->loop);
+
+	if (wait < 0)
+		wait = 0;
+	if (ev_timer_remaining(ice->loop, &ice->nominate) <= wait)
+		return;
+	ev_timer_stop(ice->loop, &ice->nominate);
+	ev_timer_set(&ice->nominate, wait, 0.);
+	ev_timer_start(ice->loop, &ice->nominate);
+}
+
 static void check_success(struct ice *ice, struct ice_check *ck, const struct stun_txn_result *r)
 {
 	unsigned idx = ck->idx;
@@ -434,6 +451,8 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 	if (ice->cl.controlling && !ice->nominated && !ev_is_active(&ice->nominate)) {
 		ev_timer_set(&ice->nominate, ice->p.nominate_after_ms / 1000.0, 0.);
 		ev_timer_start(ice->loop, &ice->nominate);
+	} else if (ice->cl.controlling && !ice->nominated && !ice_pair_is_relayed(ice, idx)) {
+		nominate_sooner(ice);
 	}
 }
 
@@ -509,6 +528,16 @@ static void ta_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		send_check(ice, (unsigned)i, nom);
 	}
 	maybe_failed(ice);
+}
+
+/* Connected over the relay, Ta stopped once every direct pair had failed:
+ * a new direct pair (peer-reflexive, or checked again) starts it again. */
+static void ta_wake(struct ice *ice)
+{
+	if (ev_is_active(&ice->ta))
+		return;
+	ev_timer_set(&ice->ta, 0., ice->p.ta_ms / 1000.0);
+	ev_timer_start(ice->loop, &ice->ta);
 }
 
 /* ---- answering checks (s7.3) ---- */
@@ -672,6 +701,7 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	 * cancelled but still heard (quiet_check) */
 	if (ice_checklist_trigger(&ice->cl, (unsigned)idx))
 		quiet_check(ice, (unsigned)idx);
+	ta_wake(ice);
 }
 
 static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
@@ -960,16 +990,61 @@ const struct ice_cand *ice_selected_remote(const struct ice *ice)
 	return ice->selected < 0 ? NULL : &ice->cl.remote[ice->cl.pairs[ice->selected].remote];
 }
 
-void ice_recheck_direct(struct ice *ice)
+/* Cancel pair i's transactions on the old socket; true if one was in
+ * flight (a nominating one is redone: renominate). */
+static bool cancel_pair(struct ice *ice, unsigned i)
 {
-	if (ice->state != ICE_CHECKING)
+	struct ice_check *ck = &ice->checks[i], *q = &ice->quiet[i];
+	bool was = ck->active || q->active;
+
+	if (q->active)
+		stun_client_cancel(ice->sc, q->tid);
+	if (ck->active) {
+		ck->renominate = ck->nominating;
+		stun_client_cancel(ice->sc, ck->tid);
+	}
+	return was;
+}
+
+/* A direct pair towards `toward` is checked at once (the peer's
+ * birthday probe came from there: its filter is open for us now); the
+ * other direct pairs that have not succeeded, and relayed pairs whose
+ * check was in flight, are queued as triggered checks (s7.3.1.4). */
+static void recheck_pair(struct ice *ice, unsigned i, bool in_flight, const stun_sockaddr *toward)
+{
+	struct ice_pair *p = &ice->cl.pairs[i];
+	bool relayed = ice_pair_is_relayed(ice, i);
+
+	if (p->state == ICE_PAIR_SUCCEEDED || (relayed && !in_flight))
 		return;
+	if (!relayed && toward && stun_sockaddr_equal(&ice->cl.remote[p->remote].addr, toward)) {
+		bool nom = ice->checks[i].renominate && ice->cl.controlling;
+		ice->checks[i].renominate = false;
+		p->state = ICE_PAIR_IN_PROGRESS;
+		send_check(ice, i, nom);
+		return;
+	}
+	ice_checklist_trigger(&ice->cl, i);
+}
+
+int ice_move_socket(struct ice *ice, struct stun_client *sc, const stun_sockaddr *toward)
+{
+	bool in_flight[ICE_MAX_PAIRS];
+
+	if (ice->state != ICE_CHECKING && !(ice->state == ICE_CONNECTED && ice->selected >= 0 &&
+					     ice_pair_is_relayed(ice, (unsigned)ice->selected)))
+		return -EINVAL;
+	/* every transaction lives on one stun_client (relayed responses are
+	 * injected into ice->sc): those in flight on the old one are redone */
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
-		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state != ICE_PAIR_SUCCEEDED) {
-			if (ice->cl.pairs[i].state == ICE_PAIR_IN_PROGRESS)
-				ice->cl.pairs[i].state = ICE_PAIR_WAITING;
-			ice_checklist_trigger(&ice->cl, i);
-		}
+		in_flight[i] = cancel_pair(ice, i);
+	if (ice->consent_ck.active) /* the next consent check goes from sc */
+		stun_client_cancel(ice->sc, ice->consent_ck.tid);
+	ice->sc = sc;
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		recheck_pair(ice, i, in_flight[i], toward);
+	ta_wake(ice);
+	return 0;
 }
 
 const stun_sockaddr *ice_selected_mapped(const struct ice *ice)

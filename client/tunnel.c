@@ -51,6 +51,10 @@ struct session {
 	bool used;
 	struct ice *ice;
 	struct ice_creds creds;
+	/* owned, NULL: none. predict's birthday (hard side): the socket a
+	 * probe reached carries the agent's checks and data; the tunnel's
+	 * socket keeps the server's flows (registration, TURN) */
+	struct stun_client *bsc;
 	char peer_user[RDV_USER_MAX + 1];
 	stun_sockaddr peer;        /* the offer's flow as the server saw it */
 	bool has_peer;
@@ -412,6 +416,8 @@ static void session_drop_ice(struct session *s)
 	}
 	ice_free(s->ice);
 	s->ice = NULL;
+	stun_client_free(s->bsc); /* after the agent: its transactions were on it */
+	s->bsc = NULL;
 }
 
 /* A session's end: its agent, its flows' sockets; the slot is free again. */
@@ -784,27 +790,48 @@ static unsigned sessions_open(const struct tunnel *tn)
 	return n;
 }
 
-/* The birthday's hard side: the socket a probe reached carries on. It
- * replaces the shared socket, so only while one session is open. */
-static void on_birthday(struct birthday *b, int fd, void *arg)
+/* The birthday socket's datagrams: the peer's checks, responses to ours
+ * (matched by the stun_client), data: all the session's. */
+static void birthday_other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
+			      const stun_sockaddr *from, const struct stun_msg *m, void *arg)
+{
+	struct session *s = arg;
+
+	(void)c;
+	if (s->ice)
+		ice_input(s->ice, buf, len, from, m);
+}
+
+/* The birthday's hard side: the socket a probe reached carries the
+ * session's checks and data from now on (its own stun_client); the
+ * tunnel's socket goes on with the registration and the TURN allocation,
+ * so they outlive the session (a later offer, an ICE restart through the
+ * relay). Only while checking or connected over the relay. */
+static void on_birthday(struct birthday *b, int fd, const stun_sockaddr *from, void *arg)
 {
 	struct tunnel *tn = arg;
-	struct ice *ice = tn->probed ? tn->probed->ice : NULL;
+	struct session *s = tn->probed;
+	struct stun_client *bsc;
 	char lb[64];
 
 	(void)b;
-	if (fd >= 0 && (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)) {
-		close(fd); /* a path is open already: keep its socket */
+	if (fd >= 0 && (!s || !s->ice || s->bsc)) {
+		close(fd);
 		return;
 	}
-	if (fd < 0 || stun_client_replace_socket(tn->sc, fd) < 0) {
+	if (fd < 0 || stun_client_adopt(tn->loop, fd, &bsc) < 0) {
 		event(tn, "birthday", "\"result\":\"%s\"", fd < 0 ? "timeout" : "error");
 		return;
 	}
+	stun_client_set_other(bsc, birthday_other_cb, s);
+	if (ice_move_socket(s->ice, bsc, from) < 0) {
+		stun_client_free(bsc); /* a direct path is open already: keep it */
+		return;
+	}
+	s->bsc = bsc;
 	tn->probe.bday_won = true;
-	ice_recheck_direct(ice);
 	event(tn, "birthday", "\"result\":\"hit\",\"socket\":\"%s\"",
-	      addr_str(stun_client_local(tn->sc), lb));
+	      addr_str(stun_client_local(bsc), lb));
 }
 
 /* Only if the plain checks have not found a direct pair by then. */
@@ -818,6 +845,18 @@ static void birthday_start(struct tunnel *tn, struct session *s)
 	ev_timer_start(tn->loop, &tn->bday);
 }
 
+/* Checking, or connected over the relay (a short relay-fallback): a
+ * direct path may still take over. */
+static bool direct_wanted(struct ice *ice)
+{
+	const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
+
+	if (ice_get_state(ice) == ICE_CHECKING)
+		return true;
+	return ice_get_state(ice) == ICE_CONNECTED && l && r &&
+	       (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY);
+}
+
 static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tunnel *tn = w->data;
@@ -827,7 +866,7 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)
+	if (!ice || !direct_wanted(ice) || sessions_open(tn) > 1)
 		return;
 	cl = ice_get_checklist(ice);
 	best = ice_checklist_best_valid(cl);

@@ -12,8 +12,11 @@ least once per case (no speed asserted). Cases:
     two hops from `inet`, where such a datagram dies);
   - random allocation facing a port-restricted cone, the random side
     connecting, then listening: the birthday approach (client/birthday)
-    must give the path "predicted"; and with a small budget (64 sockets,
-    300 probes) the rate is only printed (the relay carries the session);
+    must give the path "predicted" (the time from the hit to that path is
+    printed); and with a small budget (64 sockets, 300 probes) the rate is
+    only printed (the relay carries the session); and with relay-fallback
+    0.2 s the relay carries the session first, then the hit's path takes
+    over;
   - both sides sequential (site a: delta 1 from 20000, site b: delta 2
     from 30000): the crossing punch (client/predict_probe.c) must give the
     path "predicted", with and without low-TTL punching; without it
@@ -51,18 +54,37 @@ TRIALS = int(os.environ.get("NATKIT_TRIALS", "3"))
 RESULTS = []
 
 
+def hit_to_path(r):
+    """The random side's birthday hit -> its "predicted" connected event, in
+    natclient's own ms; None without a hit."""
+    for lines in (r["con_lines"], r["lst_lines"]):
+        hit = None
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            e = json.loads(line)
+            if e["event"] == "birthday" and e.get("result") == "hit":
+                hit = e["ms"]
+            elif hit is not None and e["event"] == "connected" and e["path"] == "predicted":
+                return e["ms"] - hit
+    return None
+
+
 def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
     """Run the case TRIALS times; -> (successes, [ms to the path of each])."""
-    ok, ms, paths = 0, [], []
+    ok, ms, paths, hits = 0, [], [], []
     for _ in range(TRIALS):
         try:
             with Lab(site_a=site_a, site_b=site_b) as lab:
                 natpair.start_stund(lab)
                 r = natpair.session(lab, extra=extra, timeout=20, settle=settle, pre=pre)
-            paths.append(r["path"])
+            paths.append(r["path"] if r["first_path"] == r["path"]
+                         else "%s>%s" % (r["first_path"], r["path"]))
             if r["path"] == want:
                 ok += 1
                 ms.append(r["path_ms"])
+            if hit_to_path(r) is not None:
+                hits.append(hit_to_path(r))
         except AssertionError as e:
             paths.append("failed")
             print("  %s: trial failed: %s" % (name, str(e)[-600:]))
@@ -70,6 +92,9 @@ def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
     RESULTS.append((name, ok, TRIALS, med))
     print("  %-52s %d/%d %s, median %.0f ms to it (paths: %s)"
           % (name, ok, TRIALS, want, med, ", ".join(paths)))
+    if hits:
+        print("  %-52s birthday hit -> predicted path: median %.0f ms, max %d ms (%d hits)"
+              % ("", statistics.median(hits), max(hits), len(hits)))
     sys.stdout.flush()
     assert ok >= need, "%s: no trial of %d reached path %s (%s)" % (name, TRIALS, want, paths)
     return ok, ms
@@ -112,6 +137,21 @@ def birthday_small_budget():
     trials("port-restricted <- sym-rnd, 64 sockets 300 probes", "port-restricted",
            "symmetric-random", "predicted", extra=("--predict", "sockets=64,packets=300"),
            need=0)
+
+
+@test
+def birthday_hit_after_the_relay_fallback():
+    # relay-fallback 0.2 s: the relay carries the session before the hit
+    # (the birthday starts 0.4 s into the checks); the hit's path then takes
+    # over (a second connected event)
+    conf = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
+    conf.write("relay-fallback = 0.2\n")
+    conf.flush()
+    try:
+        trials("port-restricted <- sym-rnd, relay-fallback 0.2 s", "port-restricted",
+               "symmetric-random", "predicted", pre=("--config", conf.name))
+    finally:
+        conf.close()
 
 
 @test
