@@ -120,6 +120,14 @@ class Peer:
         return self.proc.stop()
 
 
+def sanitizer_clean(*procs):
+    """No ASan/UBSan report from the natclients (the ASan build's run)."""
+    for p in procs:
+        p.stop()
+        bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+        assert not bad, bad
+
+
 def exchange(peers, rounds, tag):
     """Interleaved datagrams from every peer; each gets only its own echoes,
     in order."""
@@ -226,6 +234,7 @@ def three_relayed_sessions_share_one_allocation():
         assert len(sources) == 4, sources
         assert turn_metric("allocations_deleted_total") == deleted0 + 1
         assert turn_metric("allocations_expired_total") == 0
+        sanitizer_clean(lst, gone.proc, *[p.proc for p in peers])
     finally:
         stop.append(1)
         for p in peers:
@@ -260,6 +269,7 @@ def ten_sessions_each_with_its_own_channel():
         assert len(relayed) == 1, relayed
         exchange(peers, 5, b"all")
         assert len(sources) == 10, sources
+        sanitizer_clean(lst, *[p.proc for p in peers])
     finally:
         stop.append(1)
         for p in peers:
