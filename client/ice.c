@@ -44,6 +44,9 @@ struct ice {
 	struct ice_check quiet[ICE_MAX_PAIRS];
 	bool use_cand_seen[ICE_MAX_PAIRS]; /* controlled: nominated by the peer */
 	stun_sockaddr mapped[ICE_MAX_PAIRS]; /* XOR-MAPPED-ADDRESS of the pair's check */
+	/* on the TURN allocation (shared with other sessions): the permission
+	 * and channel references this session holds, by remote candidate */
+	bool perm_held[ICE_MAX_CANDS], chan_held[ICE_MAX_CANDS];
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
@@ -305,6 +308,36 @@ static void consent_result(struct ice *ice, const struct stun_txn_result *r)
 	expiry_arm(ice);
 }
 
+/* RFC 8656 s9: a permission for remote candidate r's IP on the TURN
+ * allocation, which other sessions may share: a reference, given back by
+ * ice_free() (never a deletion: the others' peers stay permitted). */
+static void permit(struct ice *ice, unsigned r)
+{
+	if (ice->turn && !ice->perm_held[r] &&
+	    turn_client_permit(ice->turn, &ice->cl.remote[r].addr, NULL, NULL) >= 0)
+		ice->perm_held[r] = true;
+}
+
+/* s12: a channel of our own towards remote candidate r (each peer address
+ * its own number), a reference like permit()'s. */
+static void hold_channel(struct ice *ice, unsigned r)
+{
+	if (!ice->chan_held[r] &&
+	    turn_client_bind_channel(ice->turn, &ice->cl.remote[r].addr, NULL, NULL) >= 0)
+		ice->chan_held[r] = true;
+}
+
+static void release_turn(struct ice *ice)
+{
+	for (unsigned r = 0; ice->turn && r < ICE_MAX_CANDS; r++) {
+		if (ice->perm_held[r])
+			turn_client_release(ice->turn, &ice->cl.remote[r].addr, false);
+		if (ice->chan_held[r])
+			turn_client_release(ice->turn, &ice->cl.remote[r].addr, true);
+		ice->perm_held[r] = ice->chan_held[r] = false;
+	}
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -320,8 +353,7 @@ static void select_pair(struct ice *ice, unsigned idx)
 	    stun_sockaddr_str(&ice->cl.local[ice->cl.pairs[idx].local].addr, l, sizeof(l)),
 	    stun_sockaddr_str(&ice->cl.remote[ice->cl.pairs[idx].remote].addr, r, sizeof(r)));
 	if (ice->turn && ice->cl.local[ice->cl.pairs[idx].local].type == ICE_CAND_RELAY)
-		turn_client_bind_channel(ice->turn, &ice->cl.remote[ice->cl.pairs[idx].remote].addr,
-					 NULL, NULL); /* data as ChannelData from now on */
+		hold_channel(ice, ice->cl.pairs[idx].remote); /* data as ChannelData from now on */
 	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
 	ev_timer_stop(ice->loop, &ice->consent);
 	consent_arm(ice);
@@ -604,23 +636,20 @@ static int pair_for_remote(const struct ice *ice, int r, bool via_relay)
 
 /* s7.3.1.3: a check from an address we do not know: a peer-reflexive
  * remote candidate with the PRIORITY of the check. */
-static void permit(struct ice *ice, const stun_sockaddr *peer)
-{
-	if (ice->turn)
-		turn_client_permit(ice->turn, peer, NULL, NULL); /* RFC 8656 s9 */
-}
-
 static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
 {
 	struct ice_cand c = { .type = ICE_CAND_PRFLX, .component = 1 };
+	int r;
 
 	c.addr = *from;
 	c.base = *from;
 	c.priority = m->priority;
 	ice_foundation(&c, c.foundation); /* an arbitrary, unique foundation */
 	ice->st.prflx_remote++;
-	permit(ice, from);
-	return ice_checklist_add_remote(&ice->cl, &c);
+	r = ice_checklist_add_remote(&ice->cl, &c);
+	if (r >= 0)
+		permit(ice, (unsigned)r);
+	return r;
 }
 
 /* s7.3.1.4: the In-Progress check of pair idx is cancelled: "will not
@@ -802,6 +831,7 @@ void ice_free(struct ice *ice)
 		if (ice->quiet[i].active)
 			stun_client_cancel(ice->sc, ice->quiet[i].tid);
 	}
+	release_turn(ice);
 	free(ice);
 }
 
@@ -890,6 +920,7 @@ int ice_set_remote(struct ice *ice, const struct ice_creds *remote,
 	if (k < 0)
 		return k;
 	ice->rkeylen = (size_t)k;
+	release_turn(ice); /* held for the candidates being replaced */
 	ice->remote = *remote;
 	memcpy(ice->cl.remote, cands, n * sizeof(*cands));
 	ice->cl.n_remote = n;
@@ -905,7 +936,7 @@ int ice_start(struct ice *ice)
 	memset(ice->checks, 0, sizeof(ice->checks));
 	memset(ice->quiet, 0, sizeof(ice->quiet));
 	for (unsigned i = 0; i < ice->cl.n_remote; i++)
-		permit(ice, &ice->cl.remote[i].addr);
+		permit(ice, i);
 	ice->t0 = ev_now(ice->loop);
 	say(ice, "%u local, %u remote candidates, %u pairs", ice->cl.n_local, ice->cl.n_remote,
 	    ice->cl.n_pairs);

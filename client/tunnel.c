@@ -571,20 +571,55 @@ static struct session *route_stun(struct tunnel *tn, const struct stun_msg *m)
 	return any;
 }
 
-/* Data: the session that has the sender among its remote candidates. */
-static struct session *route_addr(struct tunnel *tn, const stun_sockaddr *from)
+/* Is `from` (through the relay or not) the remote of the session's
+ * selected pair? */
+static bool on_path(const struct ice *ice, const stun_sockaddr *from, bool via_relay)
 {
-	for (unsigned i = 0; i < tn->n_sess; i++) {
-		const struct ice_checklist *cl;
+	const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
 
-		if (!tn->sess[i].ice)
-			continue;
-		cl = ice_get_checklist(tn->sess[i].ice);
-		for (unsigned j = 0; j < cl->n_remote; j++)
-			if (stun_sockaddr_equal(&cl->remote[j].addr, from))
-				return &tn->sess[i];
+	return r && (l->type == ICE_CAND_RELAY) == via_relay && stun_sockaddr_equal(&r->addr, from);
+}
+
+/* Otherwise: 2 the remote of a pair that succeeded, 1 one of its remote
+ * candidates, 0 none. */
+static int data_score(const struct ice *ice, const stun_sockaddr *from, bool via_relay)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+
+	for (unsigned i = 0; i < cl->n_pairs; i++) {
+		const struct ice_pair *p = &cl->pairs[i];
+		if (p->state == ICE_PAIR_SUCCEEDED &&
+		    (cl->local[p->local].type == ICE_CAND_RELAY) == via_relay &&
+		    stun_sockaddr_equal(&cl->remote[p->remote].addr, from))
+			return 2;
 	}
-	return NULL;
+	for (unsigned j = 0; j < cl->n_remote; j++)
+		if (stun_sockaddr_equal(&cl->remote[j].addr, from))
+			return 1;
+	return 0;
+}
+
+/* Data: the session whose path the sender is on, else the one that knows
+ * it best (data_score). Two sessions may both list an address (peers
+ * behind one NAT: one's predicted window holds the other's mapping, or
+ * two peers have the same private host address): the path in use wins. */
+static struct session *route_addr(struct tunnel *tn, const stun_sockaddr *from, bool via_relay)
+{
+	struct session *best = NULL;
+	int best_score = 0;
+
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].ice && on_path(tn->sess[i].ice, from, via_relay))
+			return &tn->sess[i];
+	for (unsigned i = 0; i < tn->n_sess && best_score < 2; i++) {
+		int sc = tn->sess[i].ice ? data_score(tn->sess[i].ice, from, via_relay) : 0;
+
+		if (sc > best_score) {
+			best = &tn->sess[i];
+			best_score = sc;
+		}
+	}
+	return best;
 }
 
 static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
@@ -602,9 +637,9 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 			ice_input(s->ice, buf, len, from, m);
 		return;
 	}
-	for (unsigned i = 0; i < tn->n_sess; i++) /* data: by the peer's address */
-		if (tn->sess[i].ice && ice_input(tn->sess[i].ice, buf, len, from, NULL))
-			return;
+	s = route_addr(tn, from, false); /* data: by the peer's address */
+	if (s)
+		ice_input(s->ice, buf, len, from, NULL);
 }
 
 static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
@@ -619,7 +654,7 @@ static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const ui
 	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0)
 		s = route_stun(tn, &m);
 	else
-		s = route_addr(tn, peer);
+		s = route_addr(tn, peer, true);
 	if (s)
 		ice_input_relayed(s->ice, data, len, peer);
 }
