@@ -840,6 +840,7 @@ static void on_birthday(struct birthday *b, int fd, const stun_sockaddr *from, v
 		return;
 	}
 	stun_client_set_other(bsc, birthday_other_cb, s);
+	stun_client_set_verbose(bsc, tn->o->verbose > 2 ? 2 : 0);
 	if (ice_move_socket(s->ice, bsc, from) < 0) {
 		stun_client_free(bsc); /* a direct path is open already: keep it */
 		return;
