@@ -70,7 +70,7 @@ static void hard_io(struct ev_loop *loop, ev_io *w, int revents)
 	b->fds[i] = -1; /* a probe got through: this socket is the callee's */
 	ev_io_stop(b->loop, w);
 	close_all(b);
-	b->cb(b, fd, b->arg);
+	b->cb(b, fd, &from, b->arg);
 }
 
 static void limit_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -81,7 +81,7 @@ static void limit_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	close_all(b);
 	if (b->cb)
-		b->cb(b, -1, b->arg);
+		b->cb(b, -1, NULL, b->arg);
 }
 
 static int open_one(const stun_sockaddr *local, const stun_sockaddr *peer)

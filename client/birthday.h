@@ -3,8 +3,8 @@
  * to the easy side's mapped address: each gets its own random port on the
  * hard NAT, which lets answers from that address in. The easy side sends
  * probes to random ports of the hard side's public IP; a probe that hits
- * one of those ports reaches its socket, which then carries the session
- * (stun_client_replace_socket). With k sockets among N ports, each probe
+ * one of those ports reaches its socket, which then carries the session's
+ * checks and data (stun_client_adopt, ice_move_socket). With k sockets among N ports, each probe
  * hits with chance k/N: 256 sockets and 2000 probes miss about once in
  * 3000 tries. Bounded in sockets, probes per second, probes and time
  * (struct predict_opts). */
@@ -17,9 +17,10 @@
 #include "stun_client.h"
 
 struct birthday;
-/* The hard side's socket that a probe reached (owned by the callee now),
- * or fd -1 when the time ran out. */
-typedef void (*birthday_cb)(struct birthday *b, int fd, void *arg);
+/* The hard side's socket that a probe reached (owned by the callee now)
+ * and where the probe came from, or fd -1 (from NULL) when the time ran
+ * out. */
+typedef void (*birthday_cb)(struct birthday *b, int fd, const stun_sockaddr *from, void *arg);
 
 /* Hard side: o->sockets sockets bound to local's IP, each sending to peer
  * (the easy side's mapped address), for o->ms at most. */

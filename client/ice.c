@@ -45,6 +45,9 @@ struct ice {
 	struct ice_check quiet[ICE_MAX_PAIRS];
 	bool use_cand_seen[ICE_MAX_PAIRS]; /* controlled: nominated by the peer */
 	stun_sockaddr mapped[ICE_MAX_PAIRS]; /* XOR-MAPPED-ADDRESS of the pair's check */
+	/* on the TURN allocation (shared with other sessions): the permission
+	 * and channel references this session holds, by remote candidate */
+	bool perm_held[ICE_MAX_CANDS], chan_held[ICE_MAX_CANDS];
 	enum ice_state state;
 	int selected;
 	bool nominated;            /* controlling: USE-CANDIDATE sent */
@@ -185,8 +188,9 @@ static void route_request(struct ice *ice, struct stun_request *req, unsigned id
 /* s14.3: "Agents MAY calculate the RTO value using other mechanisms";
  * the formula paces the whole check list, and with many pairs In-Progress
  * (prflx, predicted, filtered ones) it reaches seconds. A nomination (its
- * pair has just succeeded) and a pair rechecked on a new socket (birthday
- * hit) are single checks whose loss must not cost that long: 500 ms. */
+ * pair has just succeeded) and a direct pair rechecked from a birthday
+ * hit's socket are single checks whose loss must not cost that long: the
+ * minimum, 500 ms. */
 static unsigned check_rto_ms(struct ice *ice, unsigned idx, bool nominating)
 {
 	bool prompt = nominating || ice->checks[idx].prompt;
@@ -319,6 +323,36 @@ static void consent_result(struct ice *ice, const struct stun_txn_result *r)
 	expiry_arm(ice);
 }
 
+/* RFC 8656 s9: a permission for remote candidate r's IP on the TURN
+ * allocation, which other sessions may share: a reference, given back by
+ * ice_free() (never a deletion: the others' peers stay permitted). */
+static void permit(struct ice *ice, unsigned r)
+{
+	if (ice->turn && !ice->perm_held[r] &&
+	    turn_client_permit(ice->turn, &ice->cl.remote[r].addr, NULL, NULL) >= 0)
+		ice->perm_held[r] = true;
+}
+
+/* s12: a channel of our own towards remote candidate r (each peer address
+ * its own number), a reference like permit()'s. */
+static void hold_channel(struct ice *ice, unsigned r)
+{
+	if (!ice->chan_held[r] &&
+	    turn_client_bind_channel(ice->turn, &ice->cl.remote[r].addr, NULL, NULL) >= 0)
+		ice->chan_held[r] = true;
+}
+
+static void release_turn(struct ice *ice)
+{
+	for (unsigned r = 0; ice->turn && r < ICE_MAX_CANDS; r++) {
+		if (ice->perm_held[r])
+			turn_client_release(ice->turn, &ice->cl.remote[r].addr, false);
+		if (ice->chan_held[r])
+			turn_client_release(ice->turn, &ice->cl.remote[r].addr, true);
+		ice->perm_held[r] = ice->chan_held[r] = false;
+	}
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -334,8 +368,7 @@ static void select_pair(struct ice *ice, unsigned idx)
 	    stun_sockaddr_str(&ice->cl.local[ice->cl.pairs[idx].local].addr, l, sizeof(l)),
 	    stun_sockaddr_str(&ice->cl.remote[ice->cl.pairs[idx].remote].addr, r, sizeof(r)));
 	if (ice->turn && ice->cl.local[ice->cl.pairs[idx].local].type == ICE_CAND_RELAY)
-		turn_client_bind_channel(ice->turn, &ice->cl.remote[ice->cl.pairs[idx].remote].addr,
-					 NULL, NULL); /* data as ChannelData from now on */
+		hold_channel(ice, ice->cl.pairs[idx].remote); /* data as ChannelData from now on */
 	ice->consent_at = ev_now(ice->loop); /* the check that just succeeded */
 	ev_timer_stop(ice->loop, &ice->consent);
 	consent_arm(ice);
@@ -387,15 +420,21 @@ static bool upgrading_to(const struct ice *ice, unsigned idx)
 	       !ice_pair_is_relayed(ice, idx);
 }
 
-/* A relayed pair's nomination is in flight (not answered yet). */
-static bool relay_nomination_pending(const struct ice *ice)
+/* A direct pair succeeded while the nomination waits, maybe for the relay
+ * fallback (a late direct pair, e.g. predict's birthday): no reason to
+ * wait for it any more; the short wait for better pairs counts from the
+ * start of the checks. */
+static void nominate_sooner(struct ice *ice)
 {
-	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
-		if (ice_pair_is_relayed(ice, i) &&
-		    ((ice->checks[i].active && ice->checks[i].nominating) ||
-		     (ice->quiet[i].active && ice->quiet[i].nominating)))
-			return true;
-	return false;
+	double wait = ice->t0 + ice->p.nominate_after_ms / 1000.0 - ev_now(ice->loop);
+
+	if (wait < 0)
+		wait = 0;
+	if (ev_timer_remaining(ice->loop, &ice->nominate) <= wait)
+		return;
+	ev_timer_stop(ice->loop, &ice->nominate);
+	ev_timer_set(&ice->nominate, wait, 0.);
+	ev_timer_start(ice->loop, &ice->nominate);
 }
 
 static void check_success(struct ice *ice, struct ice_check *ck, const struct stun_txn_result *r)
@@ -422,21 +461,13 @@ static void check_success(struct ice *ice, struct ice_check *ck, const struct st
 		send_check(ice, idx, true);
 		return;
 	}
-	/* a direct pair that opens while a relayed nomination is unanswered is
-	 * nominated too (as the upgrade above, before the relay is selected):
-	 * that relay may be gone for good, e.g. the peer's birthday socket
-	 * replaced the one its allocation lived on (s8.1.1 forbids another
-	 * nomination only after one has succeeded) */
-	if (ice->state == ICE_CHECKING && ice->cl.controlling && ice->nominated &&
-	    !ice_pair_is_relayed(ice, idx) && relay_nomination_pending(ice)) {
-		send_check(ice, idx, true);
-		return;
-	}
 	/* s8.1.1: the controlling agent nominates once it has a valid pair;
 	 * a short wait lets better pairs in flight succeed first */
 	if (ice->cl.controlling && !ice->nominated && !ev_is_active(&ice->nominate)) {
 		ev_timer_set(&ice->nominate, ice->p.nominate_after_ms / 1000.0, 0.);
 		ev_timer_start(ice->loop, &ice->nominate);
+	} else if (ice->cl.controlling && !ice->nominated && !ice_pair_is_relayed(ice, idx)) {
+		nominate_sooner(ice);
 	}
 }
 
@@ -512,6 +543,16 @@ static void ta_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		send_check(ice, (unsigned)i, nom);
 	}
 	maybe_failed(ice);
+}
+
+/* Connected over the relay, Ta stopped once every direct pair had failed:
+ * a new direct pair (peer-reflexive, or checked again) starts it again. */
+static void ta_wake(struct ice *ice)
+{
+	if (ev_is_active(&ice->ta))
+		return;
+	ev_timer_set(&ice->ta, 0., ice->p.ta_ms / 1000.0);
+	ev_timer_start(ice->loop, &ice->ta);
 }
 
 /* ---- answering checks (s7.3) ---- */
@@ -610,23 +651,20 @@ static int pair_for_remote(const struct ice *ice, int r, bool via_relay)
 
 /* s7.3.1.3: a check from an address we do not know: a peer-reflexive
  * remote candidate with the PRIORITY of the check. */
-static void permit(struct ice *ice, const stun_sockaddr *peer)
-{
-	if (ice->turn)
-		turn_client_permit(ice->turn, peer, NULL, NULL); /* RFC 8656 s9 */
-}
-
 static int learn_prflx(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from)
 {
 	struct ice_cand c = { .type = ICE_CAND_PRFLX, .component = 1 };
+	int r;
 
 	c.addr = *from;
 	c.base = *from;
 	c.priority = m->priority;
 	ice_foundation(&c, c.foundation); /* an arbitrary, unique foundation */
 	ice->st.prflx_remote++;
-	permit(ice, from);
-	return ice_checklist_add_remote(&ice->cl, &c);
+	r = ice_checklist_add_remote(&ice->cl, &c);
+	if (r >= 0)
+		permit(ice, (unsigned)r);
+	return r;
 }
 
 /* s7.3.1.4: the In-Progress check of pair idx is cancelled: "will not
@@ -678,6 +716,7 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	 * cancelled but still heard (quiet_check) */
 	if (ice_checklist_trigger(&ice->cl, (unsigned)idx))
 		quiet_check(ice, (unsigned)idx);
+	ta_wake(ice);
 }
 
 static void handle_check(struct ice *ice, const struct stun_msg *m, const stun_sockaddr *from,
@@ -807,6 +846,7 @@ void ice_free(struct ice *ice)
 		if (ice->quiet[i].active)
 			stun_client_cancel(ice->sc, ice->quiet[i].tid);
 	}
+	release_turn(ice);
 	free(ice);
 }
 
@@ -895,6 +935,7 @@ int ice_set_remote(struct ice *ice, const struct ice_creds *remote,
 	if (k < 0)
 		return k;
 	ice->rkeylen = (size_t)k;
+	release_turn(ice); /* held for the candidates being replaced */
 	ice->remote = *remote;
 	memcpy(ice->cl.remote, cands, n * sizeof(*cands));
 	ice->cl.n_remote = n;
@@ -910,7 +951,7 @@ int ice_start(struct ice *ice)
 	memset(ice->checks, 0, sizeof(ice->checks));
 	memset(ice->quiet, 0, sizeof(ice->quiet));
 	for (unsigned i = 0; i < ice->cl.n_remote; i++)
-		permit(ice, &ice->cl.remote[i].addr);
+		permit(ice, i);
 	ice->t0 = ev_now(ice->loop);
 	say(ice, "%u local, %u remote candidates, %u pairs", ice->cl.n_local, ice->cl.n_remote,
 	    ice->cl.n_pairs);
@@ -964,17 +1005,62 @@ const struct ice_cand *ice_selected_remote(const struct ice *ice)
 	return ice->selected < 0 ? NULL : &ice->cl.remote[ice->cl.pairs[ice->selected].remote];
 }
 
-void ice_recheck_direct(struct ice *ice)
+/* Cancel pair i's transactions on the old socket; true if one was in
+ * flight (a nominating one is redone: renominate). */
+static bool cancel_pair(struct ice *ice, unsigned i)
 {
-	if (ice->state != ICE_CHECKING)
+	struct ice_check *ck = &ice->checks[i], *q = &ice->quiet[i];
+	bool was = ck->active || q->active;
+
+	if (q->active)
+		stun_client_cancel(ice->sc, q->tid);
+	if (ck->active) {
+		ck->renominate = ck->nominating;
+		stun_client_cancel(ice->sc, ck->tid);
+	}
+	return was;
+}
+
+/* A direct pair towards `toward` is checked at once (the peer's
+ * birthday probe came from there: its filter is open for us now); the
+ * other direct pairs that have not succeeded, and relayed pairs whose
+ * check was in flight, are queued as triggered checks (s7.3.1.4). */
+static void recheck_pair(struct ice *ice, unsigned i, bool in_flight, const stun_sockaddr *toward)
+{
+	struct ice_pair *p = &ice->cl.pairs[i];
+	bool relayed = ice_pair_is_relayed(ice, i);
+
+	if (p->state == ICE_PAIR_SUCCEEDED || (relayed && !in_flight))
 		return;
+	ice->checks[i].prompt = !relayed;
+	if (!relayed && toward && stun_sockaddr_equal(&ice->cl.remote[p->remote].addr, toward)) {
+		bool nom = ice->checks[i].renominate && ice->cl.controlling;
+		ice->checks[i].renominate = false;
+		p->state = ICE_PAIR_IN_PROGRESS;
+		send_check(ice, i, nom);
+		return;
+	}
+	ice_checklist_trigger(&ice->cl, i);
+}
+
+int ice_move_socket(struct ice *ice, struct stun_client *sc, const stun_sockaddr *toward)
+{
+	bool in_flight[ICE_MAX_PAIRS];
+
+	if (ice->state != ICE_CHECKING && !(ice->state == ICE_CONNECTED && ice->selected >= 0 &&
+					     ice_pair_is_relayed(ice, (unsigned)ice->selected)))
+		return -EINVAL;
+	/* every transaction lives on one stun_client (relayed responses are
+	 * injected into ice->sc): those in flight on the old one are redone */
 	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
-		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state != ICE_PAIR_SUCCEEDED) {
-			if (ice->cl.pairs[i].state == ICE_PAIR_IN_PROGRESS)
-				ice->cl.pairs[i].state = ICE_PAIR_WAITING;
-			ice->checks[i].prompt = true;
-			ice_checklist_trigger(&ice->cl, i);
-		}
+		in_flight[i] = cancel_pair(ice, i);
+	if (ice->consent_ck.active) /* the next consent check goes from sc */
+		stun_client_cancel(ice->sc, ice->consent_ck.tid);
+	ice->sc = sc;
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		recheck_pair(ice, i, in_flight[i], toward);
+	ta_wake(ice);
+	return 0;
 }
 
 const stun_sockaddr *ice_selected_mapped(const struct ice *ice)

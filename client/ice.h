@@ -107,9 +107,13 @@ bool ice_pair_is_relayed(const struct ice *ice, unsigned idx);
 /* The selected pair's candidates (NULL before CONNECTED). */
 const struct ice_cand *ice_selected_local(const struct ice *ice);
 const struct ice_cand *ice_selected_remote(const struct ice *ice);
-/* The socket under the session changed (predict's birthday): check every
- * direct pair that has not succeeded again, as triggered checks. */
-void ice_recheck_direct(struct ice *ice);
+/* The session's checks and data go from sc from now on (borrowed; predict's
+ * birthday: the socket a probe reached), while checking or connected over
+ * the relay (then a direct pair that opens takes over). Every direct pair
+ * that has not succeeded is checked again: the one towards `toward` (may
+ * be NULL) at once, the others as triggered checks. Relayed pairs still go
+ * through the TURN client, whichever socket it is on. */
+int ice_move_socket(struct ice *ice, struct stun_client *sc, const stun_sockaddr *toward);
 /* Our address on the selected pair as the peer saw it (the
  * XOR-MAPPED-ADDRESS of our successful check on it), or NULL. */
 const stun_sockaddr *ice_selected_mapped(const struct ice *ice);

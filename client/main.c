@@ -54,6 +54,7 @@ static const char usage_text[] =
 	"      --predict off|KEY=N,... (listen too): symmetric NATs with sequential\n"
 	"      ports offer a window of predicted candidates: window=8 (1-10), ttl=0\n"
 	"      (low-TTL datagrams that open the local NAT only; 2 in a one-hop lab),\n"
+	"      cross=1 (both sides sequential: punch the windows crosswise first).\n"
 	"      Random ports facing a cone: the birthday approach, sockets=256 (hard\n"
 	"      side), pps=1000, packets=3000 (probing side), seconds=5.\n"
 	"      Progress goes to stderr (with --json: one JSON object per line, e.g.\n"

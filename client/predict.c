@@ -12,7 +12,7 @@
 
 void predict_opts_default(struct predict_opts *o)
 {
-	*o = (struct predict_opts){ .enabled = true, .window = 8, .ttl = 0, .sockets = 256,
+	*o = (struct predict_opts){ .enabled = true, .window = 8, .ttl = 0, .cross = true, .sockets = 256,
 				    .pps = 1000, .packets = 3000, .ms = 5000 };
 }
 
@@ -20,15 +20,17 @@ struct opt_key {
 	const char *name;
 	size_t off;
 	unsigned min, max, scale;
+	bool flag;                /* a bool field, 0 or 1 */
 };
 
 static const struct opt_key keys[] = {
-	{ "window", offsetof(struct predict_opts, window), 1, PREDICT_MAX_WINDOW, 1 },
-	{ "ttl", offsetof(struct predict_opts, ttl), 0, 64, 1 },
-	{ "sockets", offsetof(struct predict_opts, sockets), 1, 1024, 1 },
-	{ "pps", offsetof(struct predict_opts, pps), 1, 10000, 1 },
-	{ "packets", offsetof(struct predict_opts, packets), 1, 100000, 1 },
-	{ "seconds", offsetof(struct predict_opts, ms), 1, 120, 1000 },
+	{ "window", offsetof(struct predict_opts, window), 1, PREDICT_MAX_WINDOW, 1, false },
+	{ "ttl", offsetof(struct predict_opts, ttl), 0, 64, 1, false },
+	{ "sockets", offsetof(struct predict_opts, sockets), 1, 1024, 1, false },
+	{ "pps", offsetof(struct predict_opts, pps), 1, 10000, 1, false },
+	{ "packets", offsetof(struct predict_opts, packets), 1, 100000, 1, false },
+	{ "seconds", offsetof(struct predict_opts, ms), 1, 120, 1000, false },
+	{ "cross", offsetof(struct predict_opts, cross), 0, 1, 1, true },
 };
 
 static int parse_pair(struct predict_opts *o, const char *kv, size_t len, char *err, size_t cap)
@@ -46,11 +48,14 @@ static int parse_pair(struct predict_opts *o, const char *kv, size_t len, char *
 				 keys[i].max);
 			return -EINVAL;
 		}
-		*(unsigned *)((char *)o + keys[i].off) = (unsigned)v * keys[i].scale;
+		if (keys[i].flag)
+			*(bool *)((char *)o + keys[i].off) = v != 0;
+		else
+			*(unsigned *)((char *)o + keys[i].off) = (unsigned)v * keys[i].scale;
 		return 0;
 	}
 	snprintf(err, cap, "--predict: unknown \"%.*s\" (keys: window, ttl, sockets, pps, "
-		 "packets, seconds; or off)", (int)len, kv);
+		 "packets, seconds, cross; or off)", (int)len, kv);
 	return -EINVAL;
 }
 
@@ -183,6 +188,44 @@ unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *bas
 		snprintf(c->foundation + fl, ICE_FOUNDATION_MAX - fl, "p%u", k);
 	}
 	return n;
+}
+
+static uint16_t port_of(const stun_sockaddr *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
+}
+
+unsigned predict_peer_window(const struct ice_cand *c, unsigned n, uint16_t *last, int *delta)
+{
+	const struct ice_cand *g[2] = { NULL, NULL };
+	unsigned count = 0;
+	long d;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (c[i].type != ICE_CAND_PREDICTED ||
+		    !strcmp(c[i].foundation, PREDICT_BIRTHDAY_FOUNDATION))
+			continue;
+		count++;
+		if (!g[0] || c[i].priority > g[0]->priority) {
+			g[1] = g[0];
+			g[0] = &c[i];
+		} else if (!g[1] || c[i].priority > g[1]->priority) {
+			g[1] = &c[i];
+		}
+	}
+	if (!count)
+		return 0;
+	d = g[1] ? (long)port_of(&g[1]->addr) - (long)port_of(&g[0]->addr) : 1;
+	/* the window may wrap from 65535 to PREDICT_PORT_MIN */
+	if (d > PREDICT_MAX_DELTA)
+		d -= PORTS;
+	else if (d < -PREDICT_MAX_DELTA)
+		d += PORTS;
+	if (!d || d > PREDICT_MAX_DELTA || d < -PREDICT_MAX_DELTA)
+		return 0;
+	*delta = (int)d;
+	*last = wrap((long)port_of(&g[0]->addr) - d);
+	return count;
 }
 
 bool predict_is_predicted(const stun_sockaddr *a, const struct ice_cand *c, unsigned n)

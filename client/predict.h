@@ -44,6 +44,7 @@ struct predict_opts {
 	bool enabled;             /* default on */
 	unsigned window;          /* predicted candidates, 1..PREDICT_MAX_WINDOW (8) */
 	unsigned ttl;             /* low-TTL punch hops, 0 = off (0) */
+	bool cross;               /* both sequential: the crossing punch (on) */
 	unsigned sockets;         /* birthday: sockets of the hard side (256, 1..1024) */
 	unsigned pps;             /* birthday: probes per second (1000) */
 	unsigned packets;         /* birthday: probes in all (3000) */
@@ -76,8 +77,7 @@ unsigned predict_seq_ports(uint16_t last, int delta, unsigned window, uint16_t *
  * and the peer's i-th send, from dst[i], targets src[i]: the pair crosses.
  * Fills dst[] (the peer's predicted ports, where to send) and src[]
  * (self's expected mapped ports) for i = 0..window-1 (at most
- * PREDICT_MAX_WINDOW); returns the count, 0 when a delta is 0. Not used
- * by natclient yet (sym-seq vs sym-seq still goes to the relay). */
+ * PREDICT_MAX_WINDOW); returns the count, 0 when a delta is 0. */
 unsigned predict_cross_window(uint16_t self_last, int self_delta, unsigned self_gap,
 			      uint16_t peer_last, int peer_delta, unsigned peer_gap,
 			      unsigned window, uint16_t *dst, uint16_t *src);
@@ -88,6 +88,11 @@ unsigned predict_cross_window(uint16_t self_last, int self_delta, unsigned self_
 unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *base,
 			    const stun_sockaddr *server, uint16_t last, int delta,
 			    unsigned window, struct ice_cand *out);
+/* The peer's sequential window as its predicted candidates show it: the
+ * port before its first guess (*last) and the step (*delta), from the two
+ * guesses of highest priority (a single one: delta 1). Skips the birthday
+ * flag. Returns how many guesses it offers (0: none). */
+unsigned predict_peer_window(const struct ice_cand *c, unsigned n, uint16_t *last, int *delta);
 /* Is a one of the predicted candidates in c[0..n-1]? */
 bool predict_is_predicted(const stun_sockaddr *a, const struct ice_cand *c, unsigned n);
 

@@ -12,6 +12,14 @@ static uint16_t port_of(const stun_sockaddr *a)
 	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
 }
 
+static void set_port(stun_sockaddr *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET6)
+		a->in6.sin6_port = htons(port);
+	else
+		a->in4.sin_port = htons(port);
+}
+
 static void probe_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
 	struct predict_probe *p = arg;
@@ -46,12 +54,49 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 	return p->alloc == PREDICT_ALLOC_UNKNOWN ? -EHOSTUNREACH : 0;
 }
 
-static void set_port(stun_sockaddr *a, uint16_t port)
+static void fresh_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
-	if (a->sa.sa_family == AF_INET6)
-		a->in6.sin6_port = htons(port);
-	else
-		a->in4.sin_port = htons(port);
+	struct predict_probe *p = arg;
+	void (*cb)(struct predict_probe *, void *) = p->fresh_cb;
+
+	if (r->status == STUN_TXN_CANCELLED)
+		return;
+	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS)) {
+		p->last = port_of(&r->msg->xor_mapped);
+		p->stale = false;
+	}
+	p->fresh = NULL;
+	stun_client_free(c); /* deferred while its callback runs */
+	cb(p, p->fresh_arg);
+}
+
+int predict_probe_refresh(struct predict_probe *p, const stun_sockaddr *server,
+			  void (*cb)(struct predict_probe *p, void *arg), void *arg)
+{
+	static const struct stun_rto rto = { 250, 3, 4 };
+	struct stun_request req = { .method = STUN_METHOD_BINDING, .dest = *server, .rto = &rto,
+				    .fingerprint = true, .cb = fresh_cb, .arg = p };
+	stun_sockaddr bind_addr;
+	int err;
+
+	if (!p->sc || p->alloc != PREDICT_ALLOC_SEQUENTIAL || !p->stale)
+		return 0;
+	p->fresh_cb = cb;
+	p->fresh_arg = arg;
+	if (p->fresh) /* one in flight: its answer serves this caller too */
+		return 1;
+	bind_addr = *stun_client_bound(p->sc);
+	set_port(&bind_addr, 0);
+	err = stun_client_open(stun_client_loop(p->sc), &bind_addr, &p->fresh);
+	if (err < 0)
+		return err;
+	err = stun_client_request(p->fresh, &req, NULL);
+	if (err < 0) {
+		stun_client_free(p->fresh);
+		p->fresh = NULL;
+		return err;
+	}
+	return 1;
 }
 
 /* The birthday flag: our NAT's IP (with the port it gave towards the
@@ -89,6 +134,46 @@ unsigned predict_probe_add(struct predict_probe *p, struct ice *ice, const stun_
 	return p->n_pred;
 }
 
+static const uint8_t punch_payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
+
+static int punch(int fd, const stun_sockaddr *dest, unsigned ttl)
+{
+	if (ttl)
+		return predict_punch_low_ttl(fd, dest, ttl, punch_payload, sizeof(punch_payload));
+	return sendto(fd, punch_payload, sizeof(punch_payload), 0, &dest->sa,
+		      stun_sockaddr_len(dest)) < 0 ? -errno : 0;
+}
+
+unsigned predict_probe_cross(const struct predict_probe *p, struct ice *ice, int fd,
+			     const struct predict_opts *o, uint16_t *to, uint16_t *from)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+	const struct ice_cand *g = NULL;
+	uint16_t peer_last;
+	int peer_delta;
+	unsigned n, sent = 0;
+	stun_sockaddr dest;
+
+	if (!o->enabled || !o->cross || p->alloc != PREDICT_ALLOC_SEQUENTIAL || !p->n_pred)
+		return 0;
+	n = predict_peer_window(cl->remote, cl->n_remote, &peer_last, &peer_delta);
+	if (!n)
+		return 0;
+	for (unsigned i = 0; i < cl->n_remote && !g; i++)
+		if (cl->remote[i].type == ICE_CAND_PREDICTED)
+			g = &cl->remote[i];
+	/* gaps 0: nothing made a new mapping since the probes, on either side */
+	n = predict_cross_window(p->last, p->delta, 0, peer_last, peer_delta, 0,
+				 n < p->n_pred ? n : p->n_pred, to, from);
+	dest = g->addr;
+	for (unsigned i = 0; i < n; i++) {
+		set_port(&dest, to[i]);
+		if (punch(fd, &dest, o->ttl) == 0)
+			sent++;
+	}
+	return sent == n ? n : 0;
+}
+
 static const struct ice_cand *remote_of(const struct ice_checklist *cl, enum ice_cand_type t,
 				       const char *foundation)
 {
@@ -103,7 +188,6 @@ unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int
 			     const struct predict_opts *o)
 {
 	const struct ice_checklist *cl = ice_get_checklist(ice);
-	static const uint8_t payload[4] = { 0xff, 'n', 'k', 'p' }; /* not STUN, not ChannelData */
 	unsigned n = 0;
 	const struct ice_cand *flag;
 
@@ -112,15 +196,14 @@ unsigned predict_probe_punch(const struct predict_probe *p, struct ice *ice, int
 	 * s5) for the checks its new mappings will send, before they arrive. */
 	if (o->enabled && p->alloc == PREDICT_ALLOC_EIM &&
 	    (flag = remote_of(cl, ICE_CAND_PREDICTED, PREDICT_BIRTHDAY_FOUNDATION)) != NULL &&
-	    sendto(fd, payload, sizeof(payload), 0, &flag->addr.sa, stun_sockaddr_len(&flag->addr)) > 0)
+	    punch(fd, &flag->addr, 0) == 0)
 		n++;
 	if (!o->enabled || !o->ttl || p->alloc != PREDICT_ALLOC_SEQUENTIAL)
 		return n;
 	for (unsigned i = 0; i < cl->n_remote; i++) {
 		if (cl->remote[i].type == ICE_CAND_RELAY)
 			continue;
-		if (predict_punch_low_ttl(fd, &cl->remote[i].addr, o->ttl, payload,
-					  sizeof(payload)) == 0)
+		if (punch(fd, &cl->remote[i].addr, o->ttl) == 0)
 			n++;
 	}
 	return n;
@@ -152,6 +235,13 @@ void predict_probe_stop(struct predict_probe *p)
 {
 	birthday_free(p->bday);
 	p->bday = NULL;
+}
+
+void predict_probe_free(struct predict_probe *p)
+{
+	predict_probe_stop(p);
+	stun_client_free(p->fresh); /* cancels: fresh_cb returns at once */
+	p->fresh = NULL;
 }
 
 bool predict_probe_selected(const struct predict_probe *p, struct ice *ice)

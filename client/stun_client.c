@@ -626,63 +626,51 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- the client ---- */
 
-int stun_client_replace_socket(struct stun_client *c, int fd)
+int stun_client_adopt(struct ev_loop *loop, int fd, struct stun_client **out)
 {
-	stun_sockaddr local;
-	socklen_t sl = sizeof(local);
-	int err = 0;
+	struct stun_client *c = calloc(1, sizeof(*c));
+	socklen_t sl = sizeof(c->local);
+	int on = 1;
 
-	if (getsockname(fd, &local.sa, &sl) < 0)
-		return -errno;
-	ev_io_stop(c->loop, &c->io);
-	if (dup3(fd, c->fd, O_CLOEXEC) < 0)
-		err = -errno;
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	if (getsockname(fd, &c->local.sa, &sl) < 0) {
+		int err = -errno;
+		close(fd);
+		free(c);
+		return err;
+	}
+	c->bound = c->local;
+	if (c->local.sa.sa_family == AF_INET6)
+		setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on));
 	else
-		c->local = local;
-	close(fd);
-	ev_io_set(&c->io, c->fd, EV_READ); /* libev: the fd is a new file now */
-	ev_io_start(c->loop, &c->io);
-	return err;
+		setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
+	c->loop = loop;
+	c->rto = STUN_RTO_DEFAULT;
+	rto_cache_init(&c->rtoc, c->rto.rto_ms);
+	ev_io_init(&c->io, io_cb, fd, EV_READ);
+	c->io.data = c;
+	ev_io_start(loop, &c->io);
+	*out = c;
+	return 0;
 }
 
 int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		     struct stun_client **out)
 {
-	struct stun_client *c = calloc(1, sizeof(*c));
-	socklen_t sl = sizeof(c->local);
-	int err;
+	int fd = socket(stun_sockaddr_family(bind_addr), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-	if (!c)
-		return -ENOMEM;
-	c->fd = socket(stun_sockaddr_family(bind_addr), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->fd < 0) {
-		err = -errno;
-		goto out_free;
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, &bind_addr->sa, stun_sockaddr_len(bind_addr)) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
 	}
-	if (bind(c->fd, &bind_addr->sa, stun_sockaddr_len(bind_addr)) < 0 ||
-	    getsockname(c->fd, &c->local.sa, &sl) < 0) {
-		err = -errno;
-		goto out_close;
-	}
-	c->bound = c->local;
-	int on = 1;
-	if (bind_addr->sa.sa_family == AF_INET6)
-		setsockopt(c->fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on));
-	else
-		setsockopt(c->fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
-	c->loop = loop;
-	c->rto = STUN_RTO_DEFAULT;
-	rto_cache_init(&c->rtoc, c->rto.rto_ms);
-	ev_io_init(&c->io, io_cb, c->fd, EV_READ);
-	c->io.data = c;
-	ev_io_start(loop, &c->io);
-	*out = c;
-	return 0;
-out_close:
-	close(c->fd);
-out_free:
-	free(c);
-	return err;
+	return stun_client_adopt(loop, fd, out);
 }
 
 static void really_free(struct stun_client *c)

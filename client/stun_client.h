@@ -112,17 +112,16 @@ struct stun_client_stats {
 /* Open a UDP socket bound to bind_addr (port 0: the kernel picks). */
 int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 		     struct stun_client **out);
+/* The same over a UDP socket opened and bound already (non-blocking);
+ * the client owns fd from now on, also on failure (closed). For predict's
+ * birthday: the socket whose mapping the peer found. */
+int stun_client_adopt(struct ev_loop *loop, int fd, struct stun_client **out);
 void stun_client_free(struct stun_client *c);
 
 void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg);
 void stun_client_set_rto(struct stun_client *c, const struct stun_rto *rto);
 void stun_client_set_verbose(struct stun_client *c, int verbose);
 int stun_client_fd(const struct stun_client *c);
-/* Carry on with another UDP socket (non-blocking, bound): fd takes the
- * place of the client's socket (same descriptor number; fd is closed) and
- * transactions go on from it. For predict's birthday: the socket whose
- * mapping the peer found. */
-int stun_client_replace_socket(struct stun_client *c, int fd);
 const stun_sockaddr *stun_client_local(const struct stun_client *c);
 /* A socket bound to a wildcard: the address it is known by (the route's
  * source towards the server) for stun_client_local(), with the socket's

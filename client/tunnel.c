@@ -51,12 +51,18 @@ struct session {
 	bool used;
 	struct ice *ice;
 	struct ice_creds creds;
+	/* owned, NULL: none. predict's birthday (hard side): the socket a
+	 * probe reached carries the agent's checks and data; the tunnel's
+	 * socket keeps the server's flows (registration, TURN) */
+	struct stun_client *bsc;
 	char peer_user[RDV_USER_MAX + 1];
 	stun_sockaddr peer;        /* the offer's flow as the server saw it */
 	bool has_peer;
 	struct flow flows[MAX_FLOWS];
 	uint16_t next_flow;
 	ev_timer reap;
+	bool waiting;              /* its offer waits for predict_probe_refresh() */
+	struct rdv_offer offer;    /* that offer */
 };
 
 struct tunnel {
@@ -89,6 +95,7 @@ struct tunnel {
 	 * takes a new offer from the same user in place of its session */
 	ev_timer restart;
 	bool restarting;           /* connect: since the path was lost */
+	bool restart_waiting;      /* connect: the new offer waits for a refresh */
 	unsigned restarts;
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
@@ -402,12 +409,15 @@ static void session_drop_ice(struct session *s)
 	struct tunnel *tn = s->tn;
 
 	ev_timer_stop(tn->loop, &s->reap);
+	s->waiting = false;
 	if (tn->probed == s) {
 		predict_probe_stop(&tn->probe);
 		tn->probed = NULL;
 	}
 	ice_free(s->ice);
 	s->ice = NULL;
+	stun_client_free(s->bsc); /* after the agent: its transactions were on it */
+	s->bsc = NULL;
 }
 
 /* A session's end: its agent, its flows' sockets; the slot is free again. */
@@ -426,11 +436,26 @@ static void session_close(struct session *s)
 	s->used = false;
 }
 
+/* -v: the permissions (per peer IP) and channels (per peer address) the
+ * sessions hold on the shared TURN allocation, after session s connected
+ * or ended. */
+static void relay_held(struct session *s, const char *why)
+{
+	struct tunnel *tn = s->tn;
+
+	if (!tn->o->verbose || !tn->turn || !turn_client_is_allocated(tn->turn))
+		return;
+	event(tn, "relay-held", "\"session\":%u,\"after\":\"%s\",\"permissions\":%u,"
+	      "\"channels\":%u", (unsigned)(s - tn->sess), why, turn_client_held(tn->turn, false),
+	      turn_client_held(tn->turn, true));
+}
+
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
 	session_drop_ice(w->data); /* not from inside its agent's callback */
+	relay_held(w->data, "end");
 }
 
 static void on_connected(struct session *s)
@@ -448,6 +473,7 @@ static void on_connected(struct session *s)
 	tn->restarting = false;
 	if (!tn->o->has_expose && !tn->o->has_local && !tn->in_eof)
 		ev_io_start(tn->loop, &tn->in);
+	relay_held(s, "connected");
 }
 
 /* connect: the path is lost (RFC 7675 consent expired) or the checks of a
@@ -561,20 +587,55 @@ static struct session *route_stun(struct tunnel *tn, const struct stun_msg *m)
 	return any;
 }
 
-/* Data: the session that has the sender among its remote candidates. */
-static struct session *route_addr(struct tunnel *tn, const stun_sockaddr *from)
+/* Is `from` (through the relay or not) the remote of the session's
+ * selected pair? */
+static bool on_path(const struct ice *ice, const stun_sockaddr *from, bool via_relay)
 {
-	for (unsigned i = 0; i < tn->n_sess; i++) {
-		const struct ice_checklist *cl;
+	const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
 
-		if (!tn->sess[i].ice)
-			continue;
-		cl = ice_get_checklist(tn->sess[i].ice);
-		for (unsigned j = 0; j < cl->n_remote; j++)
-			if (stun_sockaddr_equal(&cl->remote[j].addr, from))
-				return &tn->sess[i];
+	return r && (l->type == ICE_CAND_RELAY) == via_relay && stun_sockaddr_equal(&r->addr, from);
+}
+
+/* Otherwise: 2 the remote of a pair that succeeded, 1 one of its remote
+ * candidates, 0 none. */
+static int data_score(const struct ice *ice, const stun_sockaddr *from, bool via_relay)
+{
+	const struct ice_checklist *cl = ice_get_checklist(ice);
+
+	for (unsigned i = 0; i < cl->n_pairs; i++) {
+		const struct ice_pair *p = &cl->pairs[i];
+		if (p->state == ICE_PAIR_SUCCEEDED &&
+		    (cl->local[p->local].type == ICE_CAND_RELAY) == via_relay &&
+		    stun_sockaddr_equal(&cl->remote[p->remote].addr, from))
+			return 2;
 	}
-	return NULL;
+	for (unsigned j = 0; j < cl->n_remote; j++)
+		if (stun_sockaddr_equal(&cl->remote[j].addr, from))
+			return 1;
+	return 0;
+}
+
+/* Data: the session whose path the sender is on, else the one that knows
+ * it best (data_score). Two sessions may both list an address (peers
+ * behind one NAT: one's predicted window holds the other's mapping, or
+ * two peers have the same private host address): the path in use wins. */
+static struct session *route_addr(struct tunnel *tn, const stun_sockaddr *from, bool via_relay)
+{
+	struct session *best = NULL;
+	int best_score = 0;
+
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].ice && on_path(tn->sess[i].ice, from, via_relay))
+			return &tn->sess[i];
+	for (unsigned i = 0; i < tn->n_sess && best_score < 2; i++) {
+		int sc = tn->sess[i].ice ? data_score(tn->sess[i].ice, from, via_relay) : 0;
+
+		if (sc > best_score) {
+			best = &tn->sess[i];
+			best_score = sc;
+		}
+	}
+	return best;
 }
 
 static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
@@ -592,9 +653,9 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 			ice_input(s->ice, buf, len, from, m);
 		return;
 	}
-	for (unsigned i = 0; i < tn->n_sess; i++) /* data: by the peer's address */
-		if (tn->sess[i].ice && ice_input(tn->sess[i].ice, buf, len, from, NULL))
-			return;
+	s = route_addr(tn, from, false); /* data: by the peer's address */
+	if (s)
+		ice_input(s->ice, buf, len, from, NULL);
 }
 
 static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
@@ -609,7 +670,7 @@ static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const ui
 	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0)
 		s = route_stun(tn, &m);
 	else
-		s = route_addr(tn, peer);
+		s = route_addr(tn, peer, true);
 	if (s)
 		ice_input_relayed(s->ice, data, len, peer);
 }
@@ -745,27 +806,49 @@ static unsigned sessions_open(const struct tunnel *tn)
 	return n;
 }
 
-/* The birthday's hard side: the socket a probe reached carries on. It
- * replaces the shared socket, so only while one session is open. */
-static void on_birthday(struct birthday *b, int fd, void *arg)
+/* The birthday socket's datagrams: the peer's checks, responses to ours
+ * (matched by the stun_client), data: all the session's. */
+static void birthday_other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
+			      const stun_sockaddr *from, const struct stun_msg *m, void *arg)
+{
+	struct session *s = arg;
+
+	(void)c;
+	if (s->ice)
+		ice_input(s->ice, buf, len, from, m);
+}
+
+/* The birthday's hard side: the socket a probe reached carries the
+ * session's checks and data from now on (its own stun_client); the
+ * tunnel's socket goes on with the registration and the TURN allocation,
+ * so they outlive the session (a later offer, an ICE restart through the
+ * relay). Only while checking or connected over the relay. */
+static void on_birthday(struct birthday *b, int fd, const stun_sockaddr *from, void *arg)
 {
 	struct tunnel *tn = arg;
-	struct ice *ice = tn->probed ? tn->probed->ice : NULL;
+	struct session *s = tn->probed;
+	struct stun_client *bsc;
 	char lb[64];
 
 	(void)b;
-	if (fd >= 0 && (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)) {
-		close(fd); /* a path is open already: keep its socket */
+	if (fd >= 0 && (!s || !s->ice || s->bsc)) {
+		close(fd);
 		return;
 	}
-	if (fd < 0 || stun_client_replace_socket(tn->sc, fd) < 0) {
+	if (fd < 0 || stun_client_adopt(tn->loop, fd, &bsc) < 0) {
 		event(tn, "birthday", "\"result\":\"%s\"", fd < 0 ? "timeout" : "error");
 		return;
 	}
+	stun_client_set_other(bsc, birthday_other_cb, s);
+	stun_client_set_verbose(bsc, tn->o->verbose > 2 ? 2 : 0);
+	if (ice_move_socket(s->ice, bsc, from) < 0) {
+		stun_client_free(bsc); /* a direct path is open already: keep it */
+		return;
+	}
+	s->bsc = bsc;
 	tn->probe.bday_won = true;
-	ice_recheck_direct(ice);
 	event(tn, "birthday", "\"result\":\"hit\",\"socket\":\"%s\"",
-	      addr_str(stun_client_local(tn->sc), lb));
+	      addr_str(stun_client_local(bsc), lb));
 }
 
 /* Only if the plain checks have not found a direct pair by then. */
@@ -779,6 +862,18 @@ static void birthday_start(struct tunnel *tn, struct session *s)
 	ev_timer_start(tn->loop, &tn->bday);
 }
 
+/* Checking, or connected over the relay (a short relay-fallback): a
+ * direct path may still take over. */
+static bool direct_wanted(struct ice *ice)
+{
+	const struct ice_cand *l = ice_selected_local(ice), *r = ice_selected_remote(ice);
+
+	if (ice_get_state(ice) == ICE_CHECKING)
+		return true;
+	return ice_get_state(ice) == ICE_CONNECTED && l && r &&
+	       (l->type == ICE_CAND_RELAY || r->type == ICE_CAND_RELAY);
+}
+
 static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tunnel *tn = w->data;
@@ -788,7 +883,7 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!ice || ice_get_state(ice) != ICE_CHECKING || sessions_open(tn) > 1)
+	if (!ice || !direct_wanted(ice) || sessions_open(tn) > 1)
 		return;
 	cl = ice_get_checklist(ice);
 	best = ice_checklist_best_valid(cl);
@@ -800,6 +895,33 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		      "\"packets\":%u,\"limit_ms\":%u", tn->probe.bday_easy ? "probe" : "sockets",
 		      tn->probe.bday_easy ? 1 : birthday_sent(tn->probe.bday), tn->popts.pps,
 		      tn->popts.packets, tn->popts.ms);
+}
+
+static void ports_json(char *b, size_t cap, const uint16_t *p, unsigned n)
+{
+	size_t l = 0;
+
+	b[0] = 0;
+	for (unsigned i = 0; i < n && l < cap; i++)
+		l += (size_t)snprintf(b + l, cap - l, "%s%u", i ? "," : "", p[i]);
+}
+
+/* Before the checks: the crossing punch (both sides sequential), then the
+ * low-TTL and birthday-flag datagrams (client/predict_probe.h). */
+static void punch(struct tunnel *tn, struct session *s)
+{
+	uint16_t to[PREDICT_MAX_WINDOW], from[PREDICT_MAX_WINDOW];
+	char tb[PREDICT_MAX_WINDOW * 6 + 1], fb[PREDICT_MAX_WINDOW * 6 + 1];
+	int fd = stun_client_fd(tn->sc);
+	unsigned n = predict_probe_cross(&tn->probe, s->ice, fd, &tn->popts, to, from);
+
+	if (n) {
+		ports_json(tb, sizeof(tb), to, n);
+		ports_json(fb, sizeof(fb), from, n);
+		event(tn, "cross-punch", "\"window\":%u,\"to\":[%s],\"from\":[%s]", n, tb, fb);
+	}
+	predict_probe_punch(&tn->probe, s->ice, fd, &tn->popts);
+	tn->probe.stale = true; /* the checks make new mappings from here on */
 }
 
 static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -820,7 +942,7 @@ static void connect_cb(struct rdv_client *rc, const struct rdv_result *r, void *
 		fail(tn, "%s", "the peer's answer has no usable candidate");
 		return;
 	}
-	predict_probe_punch(&tn->probe, tn->sess[0].ice, stun_client_fd(tn->sc), &tn->popts);
+	punch(tn, &tn->sess[0]);
 	birthday_start(tn, &tn->sess[0]);
 	if (ice_start(tn->sess[0].ice) < 0) {
 		fail(tn, "%s", "the peer's answer has no usable candidate");
@@ -863,11 +985,53 @@ static struct session *session_for(struct tunnel *tn, const struct rdv_offer *o)
 	return free_slot;
 }
 
+/* Answer s->offer: our candidates (the predicted window as it is now),
+ * then the punches and the checks. */
+static void answer_offer(struct session *s)
+{
+	struct tunnel *tn = s->tn;
+	const struct rdv_offer *o = &s->offer;
+	struct rdv_session answer;
+
+	s->waiting = false;
+	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
+		rdv_client_decline(tn->rdv, o->offer_id, 500, "No Candidates", NULL, NULL);
+		session_drop_ice(s);
+		return;
+	}
+	session_make(s, &answer);
+	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
+	rdv_client_answer(tn->rdv, o->offer_id, &answer, NULL, NULL);
+	punch(tn, s);
+	birthday_start(tn, s);
+	ice_start(s->ice);
+	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+}
+
+static int offer_start(struct tunnel *tn);
+
+/* predict_probe_refresh() is done: the offers and the restart that waited
+ * for a fresh window go on. */
+static void refreshed(struct predict_probe *p, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	event(tn, "allocation", "\"pattern\":\"%s\",\"refreshed\":%s,\"last\":%u,\"delta\":%d",
+	      predict_alloc_str(p->alloc), p->stale ? "false" : "true", p->last, p->delta);
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].waiting)
+			answer_offer(&tn->sess[i]);
+	if (tn->restart_waiting) {
+		tn->restart_waiting = false;
+		if (offer_start(tn) < 0)
+			restart_later(tn, 1.0);
+	}
+}
+
 static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg)
 {
 	struct tunnel *tn = arg;
 	struct session *s = session_for(tn, o);
-	struct rdv_session answer;
 	char pb[64] = "";
 
 	if (o->has_peer)
@@ -889,18 +1053,12 @@ static void offer_cb(struct rdv_client *rc, const struct rdv_offer *o, void *arg
 		s->peer = o->peer;
 	event(tn, "offer", "\"from\":\"%s\",\"peer\":\"%s\",\"session\":%u", o->from, pb,
 	      (unsigned)(s - tn->sess));
-	if (ice_setup(s, false) < 0 || remote_from_session(s, &o->session) < 0) {
-		rdv_client_decline(rc, o->offer_id, 500, "No Candidates", NULL, NULL);
-		session_drop_ice(s);
+	s->offer = *o;
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		s->waiting = true; /* answered once the window is fresh */
 		return;
 	}
-	session_make(s, &answer);
-	answer.tie_breaker = o->session.tie_breaker ^ 1; /* any: the roles are set */
-	rdv_client_answer(rc, o->offer_id, &answer, NULL, NULL);
-	predict_probe_punch(&tn->probe, s->ice, stun_client_fd(tn->sc), &tn->popts);
-	birthday_start(tn, s);
-	ice_start(s->ice);
-	event(tn, "checking", "\"remote_candidates\":%u", o->session.n_cand);
+	answer_offer(s);
 }
 
 static void register_cb(struct rdv_client *rc, const struct rdv_result *r, void *arg)
@@ -961,6 +1119,10 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_drop_ice(&tn->sess[0]); /* the --local flows stay */
 	tn->restarts++;
 	event(tn, "restart", "\"attempt\":%u", tn->restarts);
+	if (predict_probe_refresh(&tn->probe, &tn->o->server, refreshed, tn) == 1) {
+		tn->restart_waiting = true; /* the offer once the window is fresh */
+		return;
+	}
 	if (offer_start(tn) < 0)
 		restart_later(tn, 1.0);
 }
@@ -1008,7 +1170,7 @@ static void cleanup(struct tunnel *tn)
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
-	predict_probe_stop(&tn->probe);
+	predict_probe_free(&tn->probe);
 	for (unsigned i = 0; i < tn->n_sess; i++)
 		session_close(&tn->sess[i]);
 	free(tn->sess);

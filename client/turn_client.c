@@ -14,15 +14,29 @@
 #define PERM_REFRESH_S 240.0
 #define CHAN_REFRESH_S 240.0
 #define RETRY_S 10.0
+#define PERM_LIFETIME_S 300.0  /* s9 */
+#define CHAN_LIFETIME_S 600.0  /* s12 */
+#define CHAN_REUSE_S 300.0     /* s12: wait 5 minutes after it expired */
 #define CHANDATA_MAX 65535
 
+/* A permission (keyed by the peer's IP: RFC 8656 s9, the port does not
+ * count) or a channel (keyed by the peer's transport address, s12). Several
+ * users (ICE sessions sharing the allocation) hold one entry: refs counts
+ * them; it is refreshed while refs > 0. Nothing deletes a permission or a
+ * channel on the server (s9, s12): a released permission is forgotten (it
+ * expires there); a released channel stays in the table, keeping its
+ * number and peer, until 5 minutes after it expired on the server (s12:
+ * neither may be bound otherwise before that) or until it is held again. */
 struct turn_peer {
 	struct turn_client *t;
+	bool used;
 	stun_sockaddr addr;
-	uint16_t channel;      /* 0: permission only */
-	bool confirmed;        /* permission (and channel) installed */
+	uint16_t channel;      /* 0: a permission */
+	unsigned refs;
+	bool confirmed;        /* installed (at least once) */
 	bool busy;             /* a request is in flight */
 	ev_tstamp next;        /* when to refresh */
+	ev_tstamp expires;     /* the latest the server may keep it */
 	uint8_t tid[STUN_TID_LEN];
 	turn_done_cb done;     /* first install's callback, then NULL */
 	void *done_arg;
@@ -39,8 +53,7 @@ struct turn_client {
 	ev_tstamp alloc_next;      /* when to Refresh */
 	uint8_t alloc_tid[STUN_TID_LEN];
 	stun_sockaddr relayed, mapped;
-	struct turn_peer peers[TURN_MAX_PEERS];
-	unsigned n_peers;
+	struct turn_peer peers[TURN_MAX_PEERS]; /* permissions and channels */
 	uint16_t next_channel;
 	double refresh_override;   /* > 0: refresh everything this often */
 	ev_timer timer;
@@ -90,8 +103,8 @@ static void reschedule(struct turn_client *t)
 	if (!t->allocated)
 		return;
 	next = t->alloc_next;
-	for (unsigned i = 0; i < t->n_peers; i++)
-		if (!t->peers[i].busy && t->peers[i].next < next)
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++)
+		if (t->peers[i].refs && !t->peers[i].busy && t->peers[i].next < next)
 			next = t->peers[i].next;
 	ev_timer_set(&t->timer, next > ev_now(loop) ? next - ev_now(loop) : 0., 0.);
 	ev_timer_start(loop, &t->timer);
@@ -271,66 +284,176 @@ static int peer_request(struct turn_peer *p)
 	int err = request(t, p->channel ? STUN_METHOD_CHANNEL_BIND : STUN_METHOD_CREATE_PERMISSION,
 			  peer_attrs, p, peer_cb, p, p->tid);
 
-	if (!err)
-		p->busy = true;
-	return err;
+	if (err)
+		return err;
+	p->busy = true;
+	p->expires = ev_now(stun_client_loop(t->sc)) + (p->channel ? CHAN_LIFETIME_S
+								   : PERM_LIFETIME_S);
+	return 0;
 }
 
-static struct turn_peer *peer_find(const struct turn_client *t, const stun_sockaddr *a)
+static bool same_ip(const stun_sockaddr *a, const stun_sockaddr *b)
 {
-	for (unsigned i = 0; i < t->n_peers; i++)
-		if (stun_sockaddr_equal(&t->peers[i].addr, a))
-			return (struct turn_peer *)&t->peers[i];
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	return !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr));
+}
+
+/* A channel: by transport address; a permission: by IP (s9). */
+static struct turn_peer *peer_find(const struct turn_client *t, const stun_sockaddr *a,
+				   bool channel)
+{
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++) {
+		const struct turn_peer *p = &t->peers[i];
+
+		if (!p->used || (p->channel != 0) != channel)
+			continue;
+		if (channel ? stun_sockaddr_equal(&p->addr, a) : same_ip(&p->addr, a))
+			return (struct turn_peer *)p;
+	}
 	return NULL;
 }
 
-static int peer_add(struct turn_client *t, const stun_sockaddr *addr, bool channel,
-		    turn_done_cb done, void *arg)
+/* A released channel may be forgotten 5 minutes after the server let it
+ * go (s12); a released permission at once (it only expires there). */
+static bool peer_reusable(const struct turn_peer *p, ev_tstamp now)
+{
+	if (!p->used)
+		return true;
+	return !p->refs && !p->busy && p->channel && now >= p->expires + CHAN_REUSE_S;
+}
+
+static struct turn_peer *peer_slot(struct turn_client *t)
+{
+	ev_tstamp now = ev_now(stun_client_loop(t->sc));
+
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++)
+		if (peer_reusable(&t->peers[i], now))
+			return &t->peers[i];
+	return NULL;
+}
+
+static bool channel_taken(const struct turn_client *t, uint16_t ch)
+{
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++)
+		if (t->peers[i].used && t->peers[i].channel == ch)
+			return true;
+	return false;
+}
+
+/* s12: a number bound to no other peer (in the table: bound, or not long
+ * enough unbound), distinct per peer; 0 when all are taken. */
+static uint16_t channel_pick(struct turn_client *t)
+{
+	unsigned span = TURN_CHANNEL_MAX - TURN_CHANNEL_MIN + 1;
+
+	for (unsigned i = 0; i < span; i++) {
+		uint16_t ch = (uint16_t)(TURN_CHANNEL_MIN + (t->next_channel - TURN_CHANNEL_MIN + i) % span);
+
+		if (!channel_taken(t, ch)) {
+			t->next_channel = (uint16_t)(TURN_CHANNEL_MIN + (ch - TURN_CHANNEL_MIN + 1) % span);
+			return ch;
+		}
+	}
+	return 0;
+}
+
+static int peer_new(struct turn_client *t, const stun_sockaddr *addr, bool channel,
+		    struct turn_peer **out)
+{
+	struct turn_peer *p = peer_slot(t);
+	uint16_t ch = 0;
+
+	if (!p)
+		return -ENOSPC;
+	if (channel) {
+		memset(p, 0, sizeof(*p)); /* frees its number for channel_pick */
+		ch = channel_pick(t);
+		if (!ch)
+			return -ENOSPC;
+	}
+	*p = (struct turn_peer){ .t = t, .used = true, .addr = *addr, .channel = ch };
+	*out = p;
+	return 0;
+}
+
+/* Hold the permission or channel for addr (a reference): a new entry is
+ * requested now; an existing one is shared (a released channel is
+ * refreshed again, at once if it is due). Returns 0 (a request went out:
+ * done will run), 1 (it was there: done will not run), or < 0 (nothing
+ * held). */
+static int peer_hold(struct turn_client *t, const stun_sockaddr *addr, bool channel,
+		     turn_done_cb done, void *arg)
 {
 	struct turn_peer *p;
+	int err;
 
 	if (!t->allocated)
 		return -ENOTCONN;
-	p = peer_find(t, addr);
-	if (p && (p->channel || !channel))
-		return -EALREADY;
-	if (!p) {
-		if (t->n_peers >= TURN_MAX_PEERS)
-			return -ENOSPC;
-		p = &t->peers[t->n_peers++];
-		p->t = t;
-		p->addr = *addr;
+	p = peer_find(t, addr, channel);
+	if (p) {
+		if (p->refs++)
+			return 1;
+		if (ev_now(stun_client_loop(t->sc)) >= p->expires)
+			p->confirmed = false; /* gone on the server: ChannelBind first */
+		reschedule(t);
+		return 1;
 	}
-	if (channel) {
-		if (t->next_channel > TURN_CHANNEL_MAX)
-			return -ENOSPC;
-		p->channel = t->next_channel++;
-		p->confirmed = false;
-	}
+	err = peer_new(t, addr, channel, &p);
+	if (err < 0)
+		return err;
+	p->refs = 1;
 	p->done = done;
 	p->done_arg = arg;
-	if (p->busy)
-		stun_client_cancel(t->sc, p->tid);
-	return peer_request(p);
+	err = peer_request(p);
+	if (err < 0)
+		*p = (struct turn_peer){ 0 }; /* nothing went out: forget it */
+	return err;
 }
 
 int turn_client_permit(struct turn_client *t, const stun_sockaddr *peer, turn_done_cb done,
 		       void *arg)
 {
-	return peer_add(t, peer, false, done, arg);
+	return peer_hold(t, peer, false, done, arg);
 }
 
 int turn_client_bind_channel(struct turn_client *t, const stun_sockaddr *peer,
 			     turn_done_cb done, void *arg)
 {
-	return peer_add(t, peer, true, done, arg);
+	return peer_hold(t, peer, true, done, arg);
+}
+
+void turn_client_release(struct turn_client *t, const stun_sockaddr *peer, bool channel)
+{
+	struct turn_peer *p = peer_find(t, peer, channel);
+
+	if (!p || !p->refs || --p->refs)
+		return;
+	if (p->busy) {
+		p->done = NULL;
+		stun_client_cancel(t->sc, p->tid);
+	}
+	if (!p->channel)
+		*p = (struct turn_peer){ 0 };
+	reschedule(t);
 }
 
 uint16_t turn_client_channel(const struct turn_client *t, const stun_sockaddr *peer)
 {
-	const struct turn_peer *p = peer_find(t, peer);
+	const struct turn_peer *p = peer_find(t, peer, true);
 
-	return p && p->channel && p->confirmed ? p->channel : 0;
+	return p && p->refs && p->confirmed ? p->channel : 0;
+}
+
+unsigned turn_client_held(const struct turn_client *t, bool channel)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++)
+		n += t->peers[i].used && t->peers[i].refs && (t->peers[i].channel != 0) == channel;
+	return n;
 }
 
 /* ---- the refresh timer ---- */
@@ -350,9 +473,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		else
 			t->alloc_next = now + RETRY_S;
 	}
-	for (unsigned i = 0; i < t->n_peers; i++) {
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++) {
 		struct turn_peer *p = &t->peers[i];
-		if (!p->busy && p->next <= now && peer_request(p) < 0)
+		if (p->refs && !p->busy && p->next <= now && peer_request(p) < 0)
 			p->next = now + RETRY_S;
 	}
 	if (t->alloc_busy) {
@@ -413,9 +536,9 @@ static bool input_chandata(struct turn_client *t, const uint8_t *buf, size_t len
 		t->stats.rx_dropped++;
 		return true;
 	}
-	for (unsigned i = 0; i < t->n_peers; i++) {
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++) {
 		struct turn_peer *p = &t->peers[i];
-		if (p->channel == ch) {
+		if (p->used && p->channel == ch) {
 			t->stats.rx_chandata++;
 			if (t->cbs.data)
 				t->cbs.data(t, &p->addr, data, dlen, true, t->cbs.arg);
@@ -477,7 +600,7 @@ void turn_client_free(struct turn_client *t)
 	t->cbs.lost = NULL;
 	if (t->alloc_busy)
 		stun_client_cancel(t->sc, t->alloc_tid);
-	for (unsigned i = 0; i < t->n_peers; i++) {
+	for (unsigned i = 0; i < TURN_MAX_PEERS; i++) {
 		t->peers[i].done = NULL;
 		if (t->peers[i].busy)
 			stun_client_cancel(t->sc, t->peers[i].tid);

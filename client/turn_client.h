@@ -14,7 +14,11 @@
 
 #include "stun_client.h"
 
-#define TURN_MAX_PEERS 16
+/* Permissions (one per peer IP) and channels (one per peer transport
+ * address) held at once, plus released channels waiting out RFC 8656 s12's
+ * 5 minutes; beyond it a permission or channel is refused (-ENOSPC; data
+ * to a peer without a channel goes as Send indications). */
+#define TURN_MAX_PEERS 128
 
 struct turn_client;
 
@@ -62,16 +66,31 @@ const stun_sockaddr *turn_client_mapped(const struct turn_client *t);
 uint32_t turn_client_lifetime(const struct turn_client *t);
 const stun_sockaddr *turn_client_server(const struct turn_client *t);
 
-/* Install a permission for peer's IP (RFC 8656 s9), refreshed every 4
- * minutes while the allocation lives. done may be NULL. */
+/* Hold a permission for peer's IP (RFC 8656 s9: the port does not count),
+ * refreshed every 4 minutes while someone holds it. Several users (e.g.
+ * the ICE sessions of one listener sharing the allocation) share it: each
+ * call takes a reference that turn_client_release() gives back. Returns 0
+ * (a CreatePermission went out; done, which may be NULL, runs with its
+ * outcome), 1 (held already: a reference taken, done does not run) or < 0
+ * (no reference). */
 int turn_client_permit(struct turn_client *t, const stun_sockaddr *peer, turn_done_cb done,
 		       void *arg);
-/* Bind a channel to peer (s11), refreshed every 9 minutes; also installs
- * the permission. Until the server confirms, data goes as Send indications. */
+/* Hold a channel for peer's transport address (s12), refreshed every 4
+ * minutes while held; the ChannelBind also installs the permission. Each
+ * peer address gets its own number, never reused for another address
+ * within 5 minutes of the old binding's expiry. Until the server
+ * confirms, data goes as Send indications. Returns as turn_client_permit. */
 int turn_client_bind_channel(struct turn_client *t, const stun_sockaddr *peer,
 			     turn_done_cb done, void *arg);
-/* The channel bound to peer, 0 if none (yet). */
+/* Give back one reference taken by turn_client_permit (channel false) or
+ * turn_client_bind_channel (true). The last one stops the refreshes: the
+ * server lets it expire (neither can be deleted, s9, s12); the others'
+ * permissions and channels on the allocation are untouched. */
+void turn_client_release(struct turn_client *t, const stun_sockaddr *peer, bool channel);
+/* The channel bound to peer (held and confirmed), 0 if none (yet). */
 uint16_t turn_client_channel(const struct turn_client *t, const stun_sockaddr *peer);
+/* How many permissions (channel false) or channels are held now. */
+unsigned turn_client_held(const struct turn_client *t, bool channel);
 
 /* Send data to peer through the relay: ChannelData when a channel is bound,
  * else a Send indication (s10.1). */

@@ -50,12 +50,14 @@ TOPOLOGY = {
             "wan_router": "198.51.100.2",
             "lan_private": "10.1.0.0/24",         # LAN when the site has a NAT
             "lan_public": "198.51.100.128/25",    # LAN when the site has none
+            "seq": (20000, 1),                    # symmetric-sequential: base, delta
         },
         "b": {
             "wan_net": "203.0.113.0/25", "wan_inet": "203.0.113.126",
             "wan_router": "203.0.113.2",
             "lan_private": "10.2.0.0/24",
             "lan_public": "203.0.113.128/25",
+            "seq": (30000, 2),
         },
     },
     # Inside a LAN: the router is the last usable address, hosts start at +10.
@@ -77,9 +79,17 @@ NAT_TYPES = {
     "symmetric-sequential": ("address-and-port-dependent", "address-and-port-dependent", "sequential"),
 }
 
-# Sequential allocation: base port, delta between consecutive new flows, and
-# the size of the cycle before it wraps.
-SEQ_BASE, SEQ_DELTA, SEQ_COUNT = 20000, 1, 1024
+# Sequential allocation: per site a base port and the delta between
+# consecutive new flows (TOPOLOGY sites' "seq"; they differ so that a test
+# between two sequential NATs tells the two windows apart), and the size of
+# the cycle before it wraps.
+SEQ_COUNT = 1024
+
+
+def seq_params(site):
+    """(base port, delta, count) of site's symmetric-sequential NAT."""
+    base, delta = TOPOLOGY["sites"][site]["seq"]
+    return base, delta, min(SEQ_COUNT, (65535 - base) // delta)
 # Mapping lifetime of the dynamic sets (refreshed by outbound traffic).
 MAP_TIMEOUT = "120s"
 
@@ -123,7 +133,7 @@ def lan_addrs(site, nat):
 # Router rulesets. Interface names are "wan" and "lan" in both the lab and
 # the containers (the container entrypoint renames its interfaces).
 
-def _snat_stmts(nat, pub):
+def _snat_stmts(site, nat, pub):
     """The source-NAT statements of a type, in order (first match wins)."""
     if nat in ("full-cone", "address-restricted", "port-restricted"):
         # Endpoint-independent mapping made explicit: reuse the mapping this
@@ -141,8 +151,8 @@ def _snat_stmts(nat, pub):
         # "numgen inc mod N offset BASE" as a port puts the number in host
         # byte order (nft 1.0.6: port 20000 comes out as 8270, delta 256),
         # so the counter indexes a map whose values are typed ports.
-        n = min(SEQ_COUNT, (65535 - SEQ_BASE) // SEQ_DELTA)
-        elems = ["%d : %d" % (i, SEQ_BASE + i * SEQ_DELTA) for i in range(n)]
+        base, delta, n = seq_params(site)
+        elems = ["%d : %d" % (i, base + i * delta) for i in range(n)]
         rows = [", ".join(elems[i:i + 8]) for i in range(0, n, 8)]
         return ["snat ip to %s : numgen inc mod %d map {\n\t\t\t%s }"
                 % (pub, n, ",\n\t\t\t".join(rows))]
@@ -180,7 +190,7 @@ def router_rules(site, nat, hairpin):
     out.append("\t}")
     # Outbound (and hairpinned: from the LAN back into the LAN).
     out.append("\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;")
-    for st in _snat_stmts(nat, pub):
+    for st in _snat_stmts(site, nat, pub):
         out.append("\t\tip saddr %s oifname { \"wan\", \"lan\" } %s %s" % (lan, tcpudp, st))
     out.append("\t\tip saddr %s oifname \"wan\" snat ip to %s" % (lan, pub))
     out.append("\t}")

@@ -52,9 +52,16 @@ SHORT = {"none": "none", "full-cone": "full", "address-restricted": "addr",
 #    (client/birthday: many sockets on the random side, random probes from
 #    the cone side; started when no direct pair has opened after 0.4 s):
 #    "predicted";
-#  - both symmetric: both mappings endpoint-dependent, both filters
-#    address-and-port-dependent, at least one random: relay; two sequential
-#    NATs would need both windows to line up (not attempted): relay.
+#  - both symmetric and sequential: each side's mappings towards new
+#    destinations are its window of predicted candidates, in order; before
+#    any check each sends one datagram to each of the other's guesses in the
+#    other's order (the crossing punch, client/predict_probe.c), so that its
+#    i-th guess is its mapping towards the other's i-th, and the other's
+#    i-th towards its own: the checks between guesses pass: "predicted";
+#  - both symmetric, at least one random: both mappings endpoint-dependent,
+#    both filters address-and-port-dependent, and the random port towards
+#    the peer cannot be known, nor met by chance (the birthday approach needs
+#    one stable mapping): relay.
 # Both hosts behind one NAT (hairpinning on): their host candidates share a
 # LAN: direct.
 D, P, R = "direct", "predicted", "relay"
@@ -71,7 +78,7 @@ EXPECTED = {
                            "symmetric-random": P, "symmetric-sequential": P},
     "masquerade":         {"masquerade": D, "symmetric-random": P, "symmetric-sequential": P},
     "symmetric-random":   {"symmetric-random": R, "symmetric-sequential": R},
-    "symmetric-sequential": {"symmetric-sequential": R},
+    "symmetric-sequential": {"symmetric-sequential": P},
 }
 SHARED = [("port-restricted", D), ("symmetric-random", D)]  # hairpin on, both behind site a
 

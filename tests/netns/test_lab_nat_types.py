@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import lab as labmod  # noqa: E402
-from lab import Lab, NAT_TYPES, SEQ_BASE, SEQ_DELTA, SEQ_COUNT  # noqa: E402
+from lab import Lab, NAT_TYPES, seq_params  # noqa: E402
 from harness import test, run_tests  # noqa: E402
 
 if os.geteuid() != 0:
@@ -116,10 +116,11 @@ def check_site(lab, site):
     if alloc in ("none", "preserving"):
         assert ports == [r["local"]] * 4, r
     elif alloc == "sequential":
-        assert deltas == [SEQ_DELTA] * 3, ports
-        assert all(SEQ_BASE <= p < SEQ_BASE + SEQ_COUNT * SEQ_DELTA for p in ports), ports
+        base, delta, count = seq_params(site)
+        assert deltas == [delta] * 3, ports
+        assert all(base <= p < base + count * delta for p in ports), ports
         r2 = probe(lab, site, "mapping", dests[:1])  # a new socket: the next port in turn
-        assert r2["mapped"][0][1] == ports[-1] + SEQ_DELTA, (ports, r2)
+        assert r2["mapped"][0][1] == ports[-1] + delta, (ports, r2)
     elif alloc == "random":
         assert len(set(ports)) == 4 and r["local"] not in ports, r
         assert len(set(deltas)) > 1, ports  # not a fixed stride
@@ -141,7 +142,7 @@ def check_tcp(lab, site, dests):
     if alloc in ("none", "preserving"):
         assert ports == [r["local"]] * 4, r
     elif alloc == "sequential":
-        assert deltas == [SEQ_DELTA] * 3, ports
+        assert deltas == [seq_params(site)[1]] * 3, ports
     else:
         assert len(set(ports)) == 4 and r["local"] not in ports, r
     print("  site %s %-22s TCP: local port %d -> %s" % (site, nat, r["local"], ports))

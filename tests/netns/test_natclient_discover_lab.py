@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import lab as labmod  # noqa: E402
-from lab import Lab, NAT_TYPES, SEQ_DELTA  # noqa: E402
+from lab import Lab, NAT_TYPES, seq_params  # noqa: E402
 from harness import NATCLIENT, STUND, test, run_tests  # noqa: E402
 
 if os.geteuid() != 0:
@@ -94,7 +94,7 @@ def check(lab, site, j):
     assert j["filtering"] == filtering, (site, nat, j)
     assert j["port_allocation"] == alloc, (site, nat, j)
     if alloc == "sequential":
-        assert j["delta"] == SEQ_DELTA, (site, nat, j)
+        assert j["delta"] == seq_params(site)[1], (site, nat, j)
     else:
         assert "delta" not in j, j
     assert j["nat_type"] == CLASSIC[nat], (site, nat, j)

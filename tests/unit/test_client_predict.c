@@ -133,6 +133,49 @@ static void test_candidates(void)
 	CU_ASSERT(!predict_is_predicted(&probe, c, n));
 }
 
+/* The peer's window back from its predicted candidates, in any order, as
+ * predict_probe_cross() reads it from an offer or answer. */
+static void test_peer_window(void)
+{
+	stun_sockaddr srflx = A("203.0.113.2:30000"), base = A("10.2.0.10:5000");
+	stun_sockaddr server = A("192.0.2.10:3478");
+	struct ice_cand c[PREDICT_MAX_WINDOW + 1], t;
+	uint16_t last = 0;
+	int delta = 0;
+	unsigned n = predict_candidates(&srflx, &base, &server, 30002, 2, 4, c);
+
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	t = c[0]; /* the order of the list does not matter, the priorities do */
+	c[0] = c[3];
+	c[3] = t;
+	c[n] = c[1]; /* the birthday flag is not part of a window */
+	c[n].addr = A("203.0.113.2:1111");
+	c[n].priority = 0xffffffffu;
+	snprintf(c[n].foundation, sizeof(c[n].foundation), "%s", PREDICT_BIRTHDAY_FOUNDATION);
+	CU_ASSERT_EQUAL(predict_peer_window(c, n + 1, &last, &delta), 4);
+	CU_ASSERT_EQUAL(last, 30002);
+	CU_ASSERT_EQUAL(delta, 2);
+	/* across the wrap from 65535 to 1024, and a falling window */
+	n = predict_candidates(&srflx, &base, &server, 65534, 1, 3, c);
+	CU_ASSERT_EQUAL(predict_peer_window(c, n, &last, &delta), 3);
+	CU_ASSERT_EQUAL(last, 65534);
+	CU_ASSERT_EQUAL(delta, 1);
+	n = predict_candidates(&srflx, &base, &server, 1025, -1, 3, c);
+	CU_ASSERT_EQUAL(predict_peer_window(c, n, &last, &delta), 3);
+	CU_ASSERT_EQUAL(last, 1025);
+	CU_ASSERT_EQUAL(delta, -1);
+	/* one guess: delta 1; no guess (or only the flag): no window */
+	n = predict_candidates(&srflx, &base, &server, 30002, 2, 1, c);
+	CU_ASSERT_EQUAL(predict_peer_window(c, n, &last, &delta), 1);
+	CU_ASSERT_EQUAL(last, 30003);
+	c[0].type = ICE_CAND_SRFLX;
+	CU_ASSERT_EQUAL(predict_peer_window(c, n, &last, &delta), 0);
+	/* guesses too far apart to be one window */
+	n = predict_candidates(&srflx, &base, &server, 30002, 2, 2, c);
+	c[1].addr = A("203.0.113.2:40000");
+	CU_ASSERT_EQUAL(predict_peer_window(c, n, &last, &delta), 0);
+}
+
 static void test_rand_ports(void)
 {
 	static uint8_t seen[65536];
@@ -188,7 +231,13 @@ static void test_opts(void)
 	char err[160];
 
 	predict_opts_default(&o);
-	CU_ASSERT(o.enabled && o.window == 8 && o.ttl == 0 && o.ms == 5000);
+	CU_ASSERT(o.enabled && o.window == 8 && o.ttl == 0 && o.ms == 5000 && o.cross);
+	CU_ASSERT_EQUAL(predict_opts_parse(&o, "cross=0", err, sizeof(err)), 0);
+	CU_ASSERT(o.enabled && !o.cross && o.window == 8);
+	CU_ASSERT_EQUAL(predict_opts_parse(&o, "cross=1", err, sizeof(err)), 0);
+	CU_ASSERT(o.cross);
+	CU_ASSERT_EQUAL(predict_opts_parse(&o, "cross=2", err, sizeof(err)), -EINVAL);
+	CU_ASSERT(strstr(err, "cross") != NULL);
 	CU_ASSERT_EQUAL(predict_opts_parse(&o, "window=4,ttl=2,sockets=128,seconds=2", err,
 					   sizeof(err)), 0);
 	CU_ASSERT(o.enabled && o.window == 4 && o.ttl == 2 && o.sockets == 128 && o.ms == 2000);
@@ -211,6 +260,7 @@ int main(void)
 		{ "sequential window, wrapping", test_window },
 		{ "both sequential: crossing window", test_cross_window },
 		{ "predicted candidates (RFC 8445 s5.1.2)", test_candidates },
+		{ "the peer's window from its candidates", test_peer_window },
 		{ "birthday: distinct random ports", test_rand_ports },
 		{ "probe budget: rate, total, time", test_budget },
 		{ "--predict option", test_opts },
