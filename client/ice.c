@@ -353,6 +353,25 @@ static void release_turn(struct ice *ice)
 	}
 }
 
+/* Just connected over a relay, as the controlling agent: a direct pair
+ * that succeeded while the relayed nomination was in flight (a round trip:
+ * 160 ms and more with delay) gets no later success to trigger the
+ * upgrade in check_success, so it is nominated now. */
+static void upgrade_at_once(struct ice *ice)
+{
+	int best = -1;
+
+	if (!ice->cl.controlling || ice->state != ICE_CONNECTED || ice->selected < 0 ||
+	    !ice_pair_is_relayed(ice, (unsigned)ice->selected))
+		return;
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state == ICE_PAIR_SUCCEEDED &&
+		    (best < 0 || ice->cl.pairs[i].priority > ice->cl.pairs[best].priority))
+			best = (int)i;
+	if (best >= 0)
+		send_check(ice, (unsigned)best, true);
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -375,6 +394,7 @@ static void select_pair(struct ice *ice, unsigned idx)
 	expiry_arm(ice);
 	if (!upgrade) {
 		set_state(ice, ICE_CONNECTED);
+		upgrade_at_once(ice);
 		return;
 	}
 	/* relay -> direct: the checks are done; tell the owner again */
