@@ -443,11 +443,26 @@ static void session_close(struct session *s)
 	s->used = false;
 }
 
+/* -v: the permissions (per peer IP) and channels (per peer address) the
+ * sessions hold on the shared TURN allocation, after session s connected
+ * or ended. */
+static void relay_held(struct session *s, const char *why)
+{
+	struct tunnel *tn = s->tn;
+
+	if (!tn->o->verbose || !tn->turn || !turn_client_is_allocated(tn->turn))
+		return;
+	event(tn, "relay-held", "\"session\":%u,\"after\":\"%s\",\"permissions\":%u,"
+	      "\"channels\":%u", (unsigned)(s - tn->sess), why, turn_client_held(tn->turn, false),
+	      turn_client_held(tn->turn, true));
+}
+
 static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
 	session_drop_ice(w->data); /* not from inside its agent's callback */
+	relay_held(w->data, "end");
 }
 
 static void on_connected(struct session *s)
@@ -465,6 +480,7 @@ static void on_connected(struct session *s)
 	tn->restarting = false;
 	if (!tn->o->has_expose && !tn->o->has_local && !tn->in_eof)
 		ev_io_start(tn->loop, &tn->in);
+	relay_held(s, "connected");
 }
 
 /* connect: the path is lost (RFC 7675 consent expired) or the checks of a
@@ -834,6 +850,7 @@ static void on_birthday(struct birthday *b, int fd, const stun_sockaddr *from, v
 		return;
 	}
 	stun_client_set_other(bsc, birthday_other_cb, s);
+	stun_client_set_verbose(bsc, tn->o->verbose > 2 ? 2 : 0);
 	if (ice_move_socket(s->ice, bsc, from) < 0) {
 		stun_client_free(bsc); /* a direct path is open already: keep it */
 		return;

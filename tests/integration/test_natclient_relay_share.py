@@ -120,6 +120,14 @@ class Peer:
         return self.proc.stop()
 
 
+def sanitizer_clean(*procs):
+    """No ASan/UBSan report from the natclients (the ASan build's run)."""
+    for p in procs:
+        p.stop()
+        bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+        assert not bad, bad
+
+
 def exchange(peers, rounds, tag):
     """Interleaved datagrams from every peer; each gets only its own echoes,
     in order."""
@@ -129,6 +137,19 @@ def exchange(peers, rounds, tag):
         for k, p in enumerate(peers):
             data = p.recv()
             assert data == b"echo:%s peer %d datagram %d" % (tag, k, i), (k, i, data)
+
+
+def held(lst, after):
+    """The listener's last -v relay-held event after a session's `after`
+    (connected / end): what its sessions hold on the allocation."""
+    ev = [json.loads(l) for l in lst.lines
+          if '"event":"relay-held"' in l and '"after":"%s"' % after in l]
+    assert ev, "\n".join(lst.lines[-30:])
+    return ev[-1]
+
+
+def ip_of(addr):
+    return addr.rsplit(":", 1)[0]
 
 
 def listen_connected(lst, n_before):
@@ -170,8 +191,10 @@ def three_relayed_sessions_share_one_allocation():
         assert len(relayed) == 1 and all(e["local_type"] == "relay" for e in ev), ev
         assert sorted(e["session"] for e in ev) == [0, 1, 2], ev
         assert len(set(remotes)) == 3, remotes
-        ips = {r.rsplit(":", 1)[0] for r in remotes}
+        ips = {ip_of(r) for r in remotes}
         assert ips == {"127.0.0.1", "127.0.0.2"}, remotes  # two peers share an IP
+        h = held(lst, "connected")  # the listener's side: one per IP, one per peer
+        assert (h["permissions"], h["channels"]) == (2, 3), h
         exchange(peers, 20, b"a")
         assert len(sources) == 3, sources  # one socket towards the service per session
         # on the server: the listener's allocation + one per connect; the
@@ -186,7 +209,13 @@ def three_relayed_sessions_share_one_allocation():
         gone = peers.pop(0)
         gone.close()
         wait_turn_metric("allocations", allocs0 + 3)
-        lst.wait_line(r'"event":"disconnected"', timeout=20)
+        m = lst.wait_line(r'"event":"disconnected".*"session":(\d+)', timeout=20)
+        lst.wait_line(r'"event":"relay-held".*"after":"end"', timeout=5)
+        # it gave back its channel and its permission unless the other
+        # peer on its IP still uses that one
+        left = [e["remote"] for e in ev if e["session"] != int(m.group(1))]
+        h = held(lst, "end")
+        assert (h["permissions"], h["channels"]) == (len({ip_of(r) for r in left}), 2), (h, left)
         exchange(peers, 10, b"b")  # the two others are unaffected
         assert turn_metric("allocations_deleted_total") == deleted0 + 1  # not the listener's
 
@@ -196,10 +225,16 @@ def three_relayed_sessions_share_one_allocation():
         assert peers[-1].connected()["path"] == "relay"
         ev = wait_listen_connected(lst, n + 1)[n:]
         assert ev[0]["local"] in relayed, (ev, relayed)
+        lst.wait_line(r'"event":"relay-held".*"session":%d,"after":"connected"'
+                      % ev[0]["session"], timeout=5)
+        h = held(lst, "connected")
+        want = len({ip_of(r) for r in left + [ev[0]["remote"]]})
+        assert (h["permissions"], h["channels"]) == (want, 3), h
         exchange(peers, 10, b"c")
         assert len(sources) == 4, sources
         assert turn_metric("allocations_deleted_total") == deleted0 + 1
         assert turn_metric("allocations_expired_total") == 0
+        sanitizer_clean(lst, gone.proc, *[p.proc for p in peers])
     finally:
         stop.append(1)
         for p in peers:
@@ -234,6 +269,7 @@ def ten_sessions_each_with_its_own_channel():
         assert len(relayed) == 1, relayed
         exchange(peers, 5, b"all")
         assert len(sources) == 10, sources
+        sanitizer_clean(lst, *[p.proc for p in peers])
     finally:
         stop.append(1)
         for p in peers:
