@@ -128,8 +128,7 @@ def connect_over_tcp_to_udp_listener():
     assert ce["local_type"] == "relay", ce
     stream_side_is_relay_only(con, "tcp")
     udp_side_sees_relay(lst)
-    con.stop()
-    lst.stop()
+    sanitizer_clean(con, lst)
 
 
 @test
@@ -141,8 +140,7 @@ def listen_over_tcp_udp_connects():
     assert le["local_type"] == "relay", le
     stream_side_is_relay_only(lst, "tcp")
     udp_side_sees_relay(con)
-    con.stop()
-    lst.stop()
+    sanitizer_clean(con, lst)
 
 
 @test
@@ -152,8 +150,7 @@ def connect_over_tls_with_ca():
     con = connect(pid, "tls", "--ca", CERT)
     both_ways(lst, con)
     stream_side_is_relay_only(con, "tls")
-    con.stop()
-    lst.stop()
+    sanitizer_clean(con, lst)
 
 
 @test
@@ -163,8 +160,15 @@ def listen_over_tls_insecure():
     con = connect(pid, "udp")
     both_ways(lst, con)
     stream_side_is_relay_only(lst, "tls")
-    con.stop()
-    lst.stop()
+    sanitizer_clean(con, lst)
+
+
+def sanitizer_clean(*procs):
+    """With the ASan build: nothing reported on stopping."""
+    for p in procs:
+        p.stop()
+        bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+        assert not bad, bad
 
 
 def run_fail(args, timeout=30):
@@ -172,6 +176,7 @@ def run_fail(args, timeout=30):
     r = subprocess.run([NATCLIENT] + args, env=env(), capture_output=True, text=True,
                        timeout=timeout, stdin=subprocess.DEVNULL)
     assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
     return r.stderr, time.monotonic() - t0
 
 
@@ -235,7 +240,7 @@ def server_gone_is_a_lost_session():
     assert "closed" in json.loads(m.string)["reason"], m.string
     con.wait_line(r'"event":"error".*is gone.*the session went with it', timeout=5)
     assert con.p.wait(timeout=10) == 1
-    lst.stop()
+    sanitizer_clean(con, lst)
 
 
 if __name__ == "__main__":
