@@ -755,7 +755,9 @@ static int gather(struct tunnel *tn)
 	} else {
 		tn->turn_done = true;
 	}
-	while ((!tn->srflx_done || !tn->turn_done) && tn->exit_code < 0)
+	/* no Binding answer (7.5 s): the Allocate (39.5 s) will not get one either */
+	while ((!tn->srflx_done || !tn->turn_done) && tn->exit_code < 0 &&
+	       !(tn->srflx_done && !tn->has_srflx && !over_stream(tn)))
 		ev_run(tn->loop, EVRUN_ONCE);
 	if (over_stream(tn))
 		return stream_gathered(tn);
@@ -1325,7 +1327,8 @@ int tunnel_run(const struct tunnel_opts *o)
 	if (!err)
 		err = start(tn);
 	if (err < 0 && tn->exit_code < 0)
-		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server)"
+		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server; "
+			       "where UDP is blocked, --server tcp://HOST or tls://HOST)"
 						    : strerror(-err));
 	if (tn->exit_code < 0)
 		ev_run(tn->loop, 0);
