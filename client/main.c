@@ -1,6 +1,6 @@
 /* natclient: NAT discovery and peer-to-peer connections.
  *
- *   natclient [--server HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND
+ *   natclient [--server [tcp://|tls://]HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND
  *
  * This file is the command line only: options, settings, and printing what
  * the modules (discover, turn_client, ...) found. */
@@ -31,7 +31,8 @@ struct cli {
 };
 
 static const char usage_text[] =
-	"usage: natclient [--server HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND [ARGS]\n"
+	"usage: natclient [--server [tcp://|tls://]HOST[:PORT]] [--ca FILE] [--insecure]\n"
+	"                 [--config FILE] [--json] [-v] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
 	"  discover [--lifetime] [--lifetime-max SECONDS]\n"
@@ -69,8 +70,19 @@ static const char usage_text[] =
 	"      the allocation and permissions every SECONDS (default: before expiry).\n"
 	"\n"
 	"Options:\n"
-	"  --server HOST[:PORT]  the STUN/TURN server (default port 3478)\n"
-	"  --config FILE         read \"key = value\" lines: server, user, password,\n"
+	"  --server HOST[:PORT]  the STUN/TURN server (default port 3478), over UDP\n"
+	"  --server tcp://HOST[:PORT], tls://HOST[:PORT]\n"
+	"                        where UDP is blocked: listen/connect reach the server\n"
+	"                        over one TCP or TLS connection (TURN over TCP, RFC 8656;\n"
+	"                        tls default port 5349) and offer only the relayed\n"
+	"                        candidate: the path goes through the relay; the peer\n"
+	"                        may stay on UDP. If the connection drops, the session\n"
+	"                        is lost (exit 1). udp://HOST[:PORT] is plain UDP.\n"
+	"  --ca FILE             tls://: trust the CA certificates in FILE (PEM/DER;\n"
+	"                        default: the system's); the certificate must also\n"
+	"                        name HOST (DNS name, or CN)\n"
+	"  --insecure            tls:// without any certificate check\n"
+	"  --config FILE         read \"key = value\" lines: server, user, password, ca,\n"
 	"                        relay-fallback (seconds before a relayed path may be\n"
 	"                        chosen while direct checks go on; default 1.5),\n"
 	"                        consent-timeout (seconds without a consent answer\n"

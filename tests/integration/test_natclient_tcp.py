@@ -225,6 +225,31 @@ def unknown_scheme_is_a_usage_error():
 
 
 @test
+def relay_command_over_tcp_with_odd_lengths():
+    # natclient relay: Send/Data and ChannelData on the stream; 3- and
+    # 5-byte payloads make ChannelData that must be padded (RFC 8656 s12.5)
+    import socket
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+    for extra, via in (([], "indication"), (["--channel"], "channel")):
+        p = Proc([NATCLIENT, "--json", "--server", url("tcp"), "relay",
+                  "127.0.0.1:%d" % peer.getsockname()[1]] + extra, env=env(),
+                 stdin=subprocess.PIPE)
+        p.wait_line(r'"event":"(permission|channel)"', timeout=10)
+        for text in (b"abc", b"hello"):
+            p.p.stdin.write(text + b"\n")
+            p.p.stdin.flush()
+            data, addr = peer.recvfrom(2000)
+            assert data.rstrip(b"\n") == text, data
+            peer.sendto(text[::-1], addr)
+            m = p.wait_line(r'"event":"data".*"data":"%s"' % text[::-1].decode(), timeout=5)
+            assert '"via":"%s"' % via in m.string, m.string
+        sanitizer_clean(p)
+    peer.close()
+
+
+@test
 def server_gone_is_a_lost_session():
     # a server of its own: this test kills it
     srv, port, _ = turn_server(users=("alice:s3cret",), relay_ports=8)
