@@ -21,6 +21,8 @@
 struct cli {
 	const char *server;
 	const char *config;
+	const char *ca;
+	bool insecure;
 	bool json;
 	int verbose;
 	const char *command;
@@ -113,12 +115,15 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 			cli->verbose++;
 		} else if (!strcmp(a, "-vv")) {
 			cli->verbose += 2;
-		} else if (!strcmp(a, "--server") || !strcmp(a, "--config")) {
+		} else if (!strcmp(a, "--insecure")) {
+			cli->insecure = true;
+		} else if (!strcmp(a, "--server") || !strcmp(a, "--config") || !strcmp(a, "--ca")) {
 			if (i + 1 >= argc) {
 				usage_error("%s needs a value", a);
 				return -EINVAL;
 			}
-			*(!strcmp(a, "--server") ? &cli->server : &cli->config) = argv[++i];
+			*(!strcmp(a, "--server") ? &cli->server
+			  : !strcmp(a, "--ca") ? &cli->ca : &cli->config) = argv[++i];
 		} else if (!cli->command && a[0] == '-') {
 			usage_error("unknown option %s", a);
 			return -EINVAL;
@@ -145,6 +150,9 @@ static int load_settings(const struct cli *cli, struct settings *s)
 	memset(s, 0, sizeof(*s));
 	if (cli->server)
 		snprintf(s->server, sizeof(s->server), "%s", cli->server);
+	if (cli->ca)
+		snprintf(s->ca, sizeof(s->ca), "%s", cli->ca);
+	s->insecure = cli->insecure;
 	if (cli->config && settings_load_file(s, cli->config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natclient: %s\n", err);
 		return -EINVAL;
@@ -153,7 +161,7 @@ static int load_settings(const struct cli *cli, struct settings *s)
 	return 0;
 }
 
-static int resolve_server(const struct settings *s, stun_sockaddr *out)
+static int resolve_server(const struct settings *s, struct settings_server *out)
 {
 	char err[512];
 
@@ -162,7 +170,7 @@ static int resolve_server(const struct settings *s, stun_sockaddr *out)
 				"\"server = HOST\" line in --config FILE, or NATCLIENT_SERVER\n");
 		return -EINVAL;
 	}
-	if (settings_resolve(s->server, NATCLIENT_DEFAULT_PORT, out, err, sizeof(err)) < 0) {
+	if (settings_server_parse(s->server, out, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natclient: server: %s\n", err);
 		return -EINVAL;
 	}
@@ -276,8 +284,15 @@ static int cmd_discover(const struct cli *cli, const struct settings *s)
 			return EXIT_USAGE;
 		}
 	}
-	if (resolve_server(s, &o.server) < 0)
+	struct settings_server srv;
+	if (resolve_server(s, &srv) < 0)
 		return 1;
+	if (srv.tp != SETTINGS_UDP) {
+		fprintf(stderr, "natclient: discover measures UDP mappings: give the server "
+				"without %s:// (UDP)\n", settings_transport_str(srv.tp));
+		return 1;
+	}
+	o.server = srv.addr;
 	struct ev_loop *loop = ev_default_loop(0);
 	int err = discover_run(loop, &o, &r, &why);
 	if (err < 0) {
@@ -371,8 +386,19 @@ static int cmd_tunnel(const struct cli *cli, struct settings *s)
 	o.id = cli->argv[0];
 	if (parse_tunnel_args(cli, &o))
 		return EXIT_USAGE;
-	if (resolve_server(s, &o.server) < 0)
+	struct settings_server srv;
+	if (resolve_server(s, &srv) < 0)
 		return 1;
+	o.server = srv.addr;
+	o.transport = srv.tp;
+	o.server_host = srv.host;
+	o.ca = s->ca[0] ? s->ca : NULL;
+	o.insecure = s->insecure;
+	if (srv.tp != SETTINGS_UDP && o.relay == TUNNEL_RELAY_NEVER) {
+		usage_error("--relay never and a %s:// server exclude each other: over TCP/TLS "
+			    "the relay is the only path", settings_transport_str(srv.tp));
+		return EXIT_USAGE;
+	}
 	if ((!s->user[0] || !s->password[0]) && settings_prompt(s) < 0) {
 		fprintf(stderr, "natclient: the server needs a user and password: put \"user = ...\" "
 				"and \"password = ...\" in --config FILE, or set NATCLIENT_USER and "
