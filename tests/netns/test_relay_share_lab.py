@@ -110,7 +110,11 @@ def three_peers_behind_one_nat_share_the_listeners_relay():
         assert len(set(remotes)) == 3, remotes  # three ports on b's NAT
         h = held(lst, "connected")
         assert h["channels"] == 3, h
-        perms = h["permissions"]  # b's IP, and the other IPs b's candidates offer
+        # a permission per IP among the peers' candidates (host, srflx,
+        # relayed) and paths: b's NAT's one for all three, not one each
+        ips = {e["address"].rsplit(":", 1)[0] for c in cons for e in events(c, "candidate")}
+        perms = h["permissions"]
+        assert B_IP in ips and perms == len(ips | {B_IP}), (h, ips)
         exchange(cons, 10, "a")
 
         # one ends: its channel goes, the permission for b's IP stays
