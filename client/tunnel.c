@@ -665,6 +665,20 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 		ice_input(s->ice, buf, len, from, NULL);
 }
 
+/* A check's answer through the relay: to the stun_client its transaction
+ * lives on, the shared socket's or, after a birthday hit, that session's
+ * own (any session's relayed checks use the one allocation). */
+static void relayed_response(struct tunnel *tn, const uint8_t *buf, size_t len,
+			     const stun_sockaddr *peer)
+{
+	if (stun_client_inject(tn->sc, buf, len, peer))
+		return;
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].ice && tn->sess[i].bsc &&
+		    stun_client_inject(tn->sess[i].bsc, buf, len, peer))
+			return;
+}
+
 static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
 		      size_t len, bool via_channel, void *arg)
 {
@@ -674,10 +688,15 @@ static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const ui
 
 	(void)t;
 	(void)via_channel;
-	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0)
+	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0) {
+		if (m.cls == STUN_CLASS_SUCCESS || m.cls == STUN_CLASS_ERROR) {
+			relayed_response(tn, data, len, peer);
+			return;
+		}
 		s = route_stun(tn, &m);
-	else
+	} else {
 		s = route_addr(tn, peer, true);
+	}
 	if (s)
 		ice_input_relayed(s->ice, data, len, peer);
 }
