@@ -143,7 +143,9 @@ def udp_blocked_site_connects_over_tcp_and_tls():
                   % (time.monotonic() - t0, reason))
             assert "timed out" in reason and "30 s" in reason, reason
             assert con.p.wait(timeout=10) == 1
-            lst.stop()
+            for p in (con, lst):
+                p.stop()
+                assert not [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
         finally:
             log.close()
 
