@@ -26,6 +26,9 @@
 #define IN_CAP (2 * STUN_MAX_MSG_LEN)
 #define TLS_CHUNK 16384
 #define CONNECT_TIMEOUT_S 10.0
+/* Data unacknowledged this long: the connection is dead (a server gone
+ * without a FIN, a path that broke), like RFC 7675's 30 s of consent. */
+#define USER_TIMEOUT_MS 30000
 #define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
 struct stun_stream {
@@ -56,6 +59,7 @@ struct stun_stream {
 	mbedtls_ssl_config conf;
 	mbedtls_ssl_context ssl;
 	size_t tls_pending;    /* a write mbedtls must be given again (WANT_*) */
+	int sock_err;          /* errno of the socket call that failed under TLS */
 	/* buffers */
 	uint8_t *in;
 	size_t in_len;
@@ -137,6 +141,15 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	       "does a firewall drop it?)");
 }
 
+static void tcp_fail(struct stun_stream *s, int e)
+{
+	if (e == ETIMEDOUT)
+		fail(s, -e, "the TCP connection timed out (nothing acknowledged for %u s: the "
+		     "server or the path to it is gone)", USER_TIMEOUT_MS / 1000);
+	else
+		fail(s, -e, "the TCP connection failed: %s", strerror(e));
+}
+
 /* ---- TLS ---- */
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
@@ -148,6 +161,7 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 		return (int)n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	s->sock_err = errno;
 	return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
@@ -160,6 +174,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 		return (int)n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return MBEDTLS_ERR_SSL_WANT_READ;
+	s->sock_err = errno;
 	return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
@@ -247,6 +262,11 @@ static void tls_fail(struct stun_stream *s, int ret)
 		     info, s->host);
 		return;
 	}
+	if ((ret == MBEDTLS_ERR_NET_SEND_FAILED || ret == MBEDTLS_ERR_NET_RECV_FAILED) &&
+	    s->sock_err) {
+		tcp_fail(s, s->sock_err);
+		return;
+	}
 	if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
 		fail(s, -ECONNRESET, "%s", s->up ? "the server closed the TLS connection"
 		     : "the server closed the connection during the TLS handshake "
@@ -308,7 +328,7 @@ static int read_some(struct stun_stream *s)
 	if (n == 0)
 		fail(s, -ECONNRESET, "the server closed the TCP connection");
 	else
-		fail(s, -errno, "the TCP connection failed: %s", strerror(errno));
+		tcp_fail(s, errno);
 	return -1;
 }
 
@@ -350,7 +370,7 @@ static void do_flush(struct stun_stream *s)
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 				break;
 			if (n < 0) {
-				fail(s, -errno, "the TCP connection failed: %s", strerror(errno));
+				tcp_fail(s, errno);
 				return;
 			}
 		}
@@ -457,6 +477,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int open_socket(struct stun_stream *s, const stun_sockaddr *server, char *err,
 		       size_t cap)
 {
+	unsigned ut = USER_TIMEOUT_MS;
 	int on = 1;
 
 	s->fd = socket(stun_sockaddr_family(server), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -466,6 +487,7 @@ static int open_socket(struct stun_stream *s, const stun_sockaddr *server, char 
 	}
 	/* small messages (checks, indications) should not wait for Nagle */
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	setsockopt(s->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 	if (connect(s->fd, &server->sa, stun_sockaddr_len(server)) < 0 && errno != EINPROGRESS) {
 		int e = errno;
 		snprintf(err, cap, "cannot connect to the server over TCP: %s", strerror(e));

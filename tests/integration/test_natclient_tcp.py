@@ -71,16 +71,33 @@ def events(proc):
     return out
 
 
-def listen(pid, kind, *extra):
-    p = Proc([NATCLIENT, "--json", "--server", url(kind)] + list(extra) + ["listen", pid],
-             env=env(), stdin=subprocess.PIPE)
+def where(kind, how, extra):
+    """The server: --server (how "arg"), NATCLIENT_SERVER ("env") or a
+    config file's server and ca keys ("config"). -> (args, env)"""
+    e = env()
+    if how == "env":
+        e["NATCLIENT_SERVER"] = url(kind)
+        return list(extra), e
+    if how == "config":
+        conf = os.path.join(D, "natclient-%s.conf" % kind)
+        with open(conf, "w") as f:
+            f.write("server = %s\n" % url(kind))
+            if "--ca" in extra:
+                f.write("ca = %s\n" % extra[extra.index("--ca") + 1])
+        return ["--config", conf], e
+    return ["--server", url(kind)] + list(extra), e
+
+
+def listen(pid, kind, *extra, how="arg"):
+    args, e = where(kind, how, extra)
+    p = Proc([NATCLIENT, "--json"] + args + ["listen", pid], env=e, stdin=subprocess.PIPE)
     p.wait_line(r'"event":"registered"', timeout=15)
     return p
 
 
-def connect(pid, kind, *extra):
-    return Proc([NATCLIENT, "--json", "--server", url(kind)] + list(extra) + ["connect", pid],
-                env=env(), stdin=subprocess.PIPE)
+def connect(pid, kind, *extra, how="arg"):
+    args, e = where(kind, how, extra)
+    return Proc([NATCLIENT, "--json"] + args + ["connect", pid], env=e, stdin=subprocess.PIPE)
 
 
 def say(proc, text):
@@ -134,7 +151,7 @@ def connect_over_tcp_to_udp_listener():
 @test
 def listen_over_tcp_udp_connects():
     pid = peer_id()
-    lst = listen(pid, "tcp")
+    lst = listen(pid, "tcp", how="env")  # NATCLIENT_SERVER=tcp://...
     con = connect(pid, "udp")
     ce, le = both_ways(lst, con)
     assert le["local_type"] == "relay", le
@@ -147,7 +164,7 @@ def listen_over_tcp_udp_connects():
 def connect_over_tls_with_ca():
     pid = peer_id()
     lst = listen(pid, "udp")
-    con = connect(pid, "tls", "--ca", CERT)
+    con = connect(pid, "tls", "--ca", CERT, how="config")  # server = tls://, ca = FILE
     both_ways(lst, con)
     stream_side_is_relay_only(con, "tls")
     sanitizer_clean(con, lst)

@@ -5,8 +5,9 @@ here, as a corporate firewall would), so natclient on b cannot even reach
 the server over UDP (shown first: it fails). With --server tcp:// (and
 tls://) its server flow runs over one TCP (TLS) connection, it offers its
 relayed candidate only, and the session with a listener at site a (on
-plain UDP) runs through the relay: data both ways, in both roles. Needs
-root."""
+plain UDP) runs through the relay: data both ways, in both roles. When the
+firewall then silently drops TCP too, the session is reported lost after
+30 s. Needs root."""
 import json
 import os
 import subprocess
@@ -73,7 +74,7 @@ def udp(port=PORT):
     return "%s:%d" % (S1, port)
 
 
-def session(lab, lst_node, lst_server, con_node, con_server, extra=()):
+def session(lab, lst_node, lst_server, con_node, con_server, extra=(), keep=False):
     pid = "tcp-lab-%d" % (int(time.monotonic() * 1000) % 100000)
     lst = natclient(lab, lst_node, lst_server, *extra, "listen", pid)
     lst.wait_line(r'"event":"registered"', timeout=20)
@@ -92,6 +93,8 @@ def session(lab, lst_node, lst_server, con_node, con_server, extra=()):
           % (con_node, con_server.split("://")[0] if "://" in con_server else "udp", lst_node,
              lst_server.split("://")[0] if "://" in lst_server else "udp", ce["path"],
              ce["local_type"], ce["remote_type"], ce["ms"], took))
+    if keep:
+        return ce, le, con, lst
     for p in (con, lst):
         p.stop()
         bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
@@ -126,8 +129,23 @@ def udp_blocked_site_connects_over_tcp_and_tls():
             # the reverse roles: b listens over TCP, a connects over UDP
             ce, le, _ = session(lab, "b", "tcp://" + udp(), "a", udp())
             assert le["local_type"] == "relay" and ce["remote_type"] == "relay", (ce, le)
-            # TLS, the certificate checked against its CA and the name
-            session(lab, "a", udp(), "b", "tls://%s:%d" % (S1, TLS_PORT), extra=("--ca", CERT))
+            # TLS (the certificate checked against its CA and the name); then
+            # the firewall drops TCP too, silently (no FIN, no RST): the data
+            # left unacknowledged (consent checks, keepalives) times the
+            # connection out (30 s) and the session is reported lost
+            _, _, con, lst = session(lab, "a", udp(), "b", "tls://%s:%d" % (S1, TLS_PORT),
+                                     extra=("--ca", CERT), keep=True)
+            lab.nft("rb", "add rule inet nkl_block_udp block meta l4proto tcp drop\n")
+            t0 = time.monotonic()
+            m = con.wait_line(r'"event":"server-lost"', timeout=70)
+            reason = json.loads(m.string)["reason"]
+            print("  TCP under TLS dropped silently: server-lost after %.1f s: %s"
+                  % (time.monotonic() - t0, reason))
+            assert "timed out" in reason and "30 s" in reason, reason
+            assert con.p.wait(timeout=10) == 1
+            for p in (con, lst):
+                p.stop()
+                assert not [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
         finally:
             log.close()
 
