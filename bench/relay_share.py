@@ -7,7 +7,8 @@ N `udp_blast send` run together for -d seconds, one per session. Prints
 one line per session and the sum (packets/s, Mbit/s of echoed payload,
 loss). Compare -c 1 with -c 3. See bench/README.md.
 
-    bench/relay_share.py [-c SESSIONS] [-d SECONDS] [-l PAYLOAD] [-w WINDOW] [--build-dir DIR]
+    bench/relay_share.py [-c SESSIONS] [-d SECONDS] [-l PAYLOAD] [-w WINDOW] [-R PPS]
+                         [--build-dir DIR]
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ def main():
     ap.add_argument("-d", type=float, default=5.0, help="seconds of load (at most 20)")
     ap.add_argument("-l", type=int, default=1000, help="payload bytes (24-1400)")
     ap.add_argument("-w", type=int, default=64, help="datagrams in flight per session")
+    ap.add_argument("-R", type=int, default=0, help="datagrams/s per session (0: the window's)")
     ap.add_argument("--build-dir", default=os.path.join(SRC, "build"))
     a = ap.parse_args()
     if not 1 <= a.c <= 8 or not 0 < a.d <= 20 or not 24 <= a.l <= 1400:
@@ -65,7 +67,8 @@ def main():
             lports.append(lp)
             c.wait_line(r'"event":"connected".*"path":"relay"', timeout=20)
         sends = [subprocess.Popen([blast, "send", "-s", "127.0.0.1:%d" % lp, "-l", str(a.l),
-                                   "-w", str(a.w), "-d", str(a.d), "-L", "s%d" % k],
+                                   "-w", str(a.w), "-R", str(a.R), "-d", str(a.d),
+                                   "-L", "s%d" % k],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for k, lp in enumerate(lports)]
         tot_pps = tot_mbit = 0.0
@@ -79,8 +82,8 @@ def main():
             sent += int(kv["sent"])
             lost += int(kv["lost"])
             print("session %d: %s" % (k, line))
-        print("relay_share sessions=%d payload=%d window=%d seconds=%g pps=%.0f mbps=%.1f "
-              "loss_pct=%.3f" % (a.c, a.l, a.w, a.d, tot_pps, tot_mbit,
+        print("relay_share sessions=%d payload=%d window=%d rate=%d seconds=%g pps=%.0f "
+              "mbps=%.1f loss_pct=%.3f" % (a.c, a.l, a.w, a.R, a.d, tot_pps, tot_mbit,
                                  100.0 * lost / sent if sent else 0.0))
     finally:
         for p in reversed(procs):

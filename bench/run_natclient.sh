@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # functions are called indirectly (trap)
-# natclient's tunnel from outside, on loopback: stund (TURN + rendezvous),
-# a UDP echo service (bench/udp_blast echo) behind `natclient listen ID
-# --expose`, and `natclient connect ID --local` with --relay never (direct)
-# and --relay always (relayed). Measures, per path: set-up time (connect's
-# process start to the first datagram echoed through --local, and the "ms"
-# of its "connected" event) over -n runs: median, min, max; then forwarded
-# throughput with bench/udp_blast send at each payload size (packets/s,
-# Mbit/s, loss, round trip) and the CPU of both natclients and of stund.
+# natclient's tunnel on loopback: stund (TURN + rendezvous), a UDP echo
+# service (udp_blast echo) behind `natclient listen ID --expose`, and
+# `natclient connect ID --local` with --relay never (direct), --relay always
+# (relay), or --server tcp:// (tcp: relayed, the server flow over TCP).
+# Measures, per path: set-up time (connect's process start to the first
+# datagram echoed through --local, and the "ms" of its "connected" event)
+# over -n runs: median, min, max; then forwarded throughput with udp_blast
+# send at each payload size (packets/s, Mbit/s, loss, round trip) and the
+# CPU of both natclients and of stund.
 # See bench/README.md.
 #
 #   bench/run_natclient.sh [-n RUNS] [-d SECONDS] [-w WINDOW] [-R PPS] [-l "100 1000"]
-#                          [-p "direct relay"] [--tunnel-cpu N] [--load-cpu N]
+#                          [-p "direct relay tcp"] [--tunnel-cpu N] [--load-cpu N]
 #                          [--no-build] [--build-dir DIR] [--long] [-v]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,7 @@ for s in $sizes; do
 	fi
 done
 for p in $paths; do
-	case "$p" in direct|relay) ;; *) echo "run_natclient: path $p: direct or relay" >&2; exit 2 ;; esac
+	case "$p" in direct|relay|tcp) ;; *) echo "run_natclient: path $p: direct, relay or tcp" >&2; exit 2 ;; esac
 done
 total=$((seconds * $(wc -w <<<"$sizes") * $(wc -w <<<"$paths")))
 bench_check_long run_natclient "$total" 60 "throughput load"
@@ -123,7 +124,9 @@ pids+=("$echo_pid")
 wait_line "$tmp/echo.out" "$echo_pid" "echo ready" 10 || { cat "$tmp/echo.out" >&2; exit 1; }
 
 # ---- one tunnel: listen (registered), then connect --------------------------
-relay_flag() { [ "$1" = relay ] && echo always || echo never; }
+relay_flag() { case "$1" in relay) echo always ;; tcp) echo auto ;; *) echo never ;; esac; }
+path_of() { [ "$1" = tcp ] && echo relay || echo "$1"; } # the "path" connect reports
+server_of() { [ "$1" = tcp ] && echo "tcp://$NATCLIENT_SERVER" || echo "$NATCLIENT_SERVER"; }
 seq_id=0 con_t0="" local_port=""
 start_listener() { # -> lst_pid; output in $tmp/lst.out
 	seq_id=$((seq_id + 1))
@@ -140,7 +143,8 @@ start_connect() { # path: -> con_pid, con_t0, local_port; output in $tmp/con.out
 	local_port=$(free_port)
 	: >"$tmp/con.out"
 	con_t0=$EPOCHREALTIME
-	taskset -c "$tunnel_cpu" "$build/natclient" --json "${verbose[@]}" connect "$tid" \
+	taskset -c "$tunnel_cpu" "$build/natclient" --json "${verbose[@]}" --server "$(server_of "$1")" \
+		connect "$tid" \
 		--local "127.0.0.1:$local_port" --relay "$(relay_flag "$1")" --timeout 10 \
 		>"$tmp/con.out" 2>&1 </dev/null &
 	con_pid=$!
@@ -179,7 +183,7 @@ setup_run() { # path
 		'BEGIN { if (a != "" && b != "") print a - b }')
 	echo "  $path: $line; connected: path=$(json_str "$ev" path) ms=$(json_num "$ev" ms)" \
 		"listen_after_offer_ms=${lev:--}"
-	if [ "$(field "$line" echoed)" != 1 ] || [ "$(json_str "$ev" path)" != "$path" ]; then
+	if [ "$(field "$line" echoed)" != 1 ] || [ "$(json_str "$ev" path)" != "$(path_of "$path")" ]; then
 		tunnel_failed "$path set-up run failed"
 		fails[$path]=$((${fails[$path]:-0} + 1))
 	else
@@ -205,7 +209,7 @@ throughput() { # path: one tunnel, every size through it
 	fi
 	start_connect "$path"
 	if ! wait_line "$tmp/con.out" "$con_pid" '"event":"connected"' 12 ||
-	   ! grep -q "\"event\":\"connected\",.*\"path\":\"$path\"" "$tmp/con.out"; then
+	   ! grep -q "\"event\":\"connected\",.*\"path\":\"$(path_of "$path")\"" "$tmp/con.out"; then
 		tunnel_failed "$path tunnel did not connect"; stop_tunnel; return
 	fi
 	wait_line "$tmp/lst.out" "$lst_pid" '"event":"connected"' 12 || true

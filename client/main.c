@@ -1,6 +1,6 @@
 /* natclient: NAT discovery and peer-to-peer connections.
  *
- *   natclient [--server HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND
+ *   natclient [--server [tcp://|tls://]HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND
  *
  * This file is the command line only: options, settings, and printing what
  * the modules (discover, turn_client, ...) found. */
@@ -21,6 +21,8 @@
 struct cli {
 	const char *server;
 	const char *config;
+	const char *ca;
+	bool insecure;
 	bool json;
 	int verbose;
 	const char *command;
@@ -29,7 +31,8 @@ struct cli {
 };
 
 static const char usage_text[] =
-	"usage: natclient [--server HOST[:PORT]] [--config FILE] [--json] [-v] COMMAND [ARGS]\n"
+	"usage: natclient [--server [tcp://|tls://]HOST[:PORT]] [--ca FILE] [--insecure]\n"
+	"                 [--config FILE] [--json] [-v] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
 	"  discover [--lifetime] [--lifetime-max SECONDS]\n"
@@ -67,12 +70,24 @@ static const char usage_text[] =
 	"      the allocation and permissions every SECONDS (default: before expiry).\n"
 	"\n"
 	"Options:\n"
-	"  --server HOST[:PORT]  the STUN/TURN server (default port 3478)\n"
-	"  --config FILE         read \"key = value\" lines: server, user, password,\n"
+	"  --server HOST[:PORT]  the STUN/TURN server (default port 3478), over UDP\n"
+	"  --server tcp://HOST[:PORT], tls://HOST[:PORT]\n"
+	"                        where UDP is blocked: listen/connect reach the server\n"
+	"                        over one TCP or TLS connection (TURN over TCP, RFC 8656;\n"
+	"                        tls default port 5349) and offer only the relayed\n"
+	"                        candidate: the path goes through the relay; the peer\n"
+	"                        may stay on UDP. If the connection drops, the session\n"
+	"                        is lost (exit 1). udp://HOST[:PORT] is plain UDP.\n"
+	"  --ca FILE             tls://: trust the CA certificates in FILE (PEM/DER;\n"
+	"                        default: the system's); the certificate must also\n"
+	"                        name HOST (DNS name, or CN)\n"
+	"  --insecure            tls:// without any certificate check\n"
+	"  --config FILE         read \"key = value\" lines: server, user, password, ca,\n"
 	"                        relay-fallback (seconds before a relayed path may be\n"
 	"                        chosen while direct checks go on; default 1.5),\n"
 	"                        consent-timeout (seconds without a consent answer\n"
-	"                        before the path is re-established; default 30),\n"
+	"                        before the path is re-established; default 30,\n"
+	"                        at least 8),\n"
 	"                        max-sessions (listen --expose: peers served at once;\n"
 	"                        default 16, more are declined with 486 Busy)\n"
 	"  --json                machine-readable output: one JSON object per line\n"
@@ -113,12 +128,15 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 			cli->verbose++;
 		} else if (!strcmp(a, "-vv")) {
 			cli->verbose += 2;
-		} else if (!strcmp(a, "--server") || !strcmp(a, "--config")) {
+		} else if (!strcmp(a, "--insecure")) {
+			cli->insecure = true;
+		} else if (!strcmp(a, "--server") || !strcmp(a, "--config") || !strcmp(a, "--ca")) {
 			if (i + 1 >= argc) {
 				usage_error("%s needs a value", a);
 				return -EINVAL;
 			}
-			*(!strcmp(a, "--server") ? &cli->server : &cli->config) = argv[++i];
+			*(!strcmp(a, "--server") ? &cli->server
+			  : !strcmp(a, "--ca") ? &cli->ca : &cli->config) = argv[++i];
 		} else if (!cli->command && a[0] == '-') {
 			usage_error("unknown option %s", a);
 			return -EINVAL;
@@ -145,6 +163,9 @@ static int load_settings(const struct cli *cli, struct settings *s)
 	memset(s, 0, sizeof(*s));
 	if (cli->server)
 		snprintf(s->server, sizeof(s->server), "%s", cli->server);
+	if (cli->ca)
+		snprintf(s->ca, sizeof(s->ca), "%s", cli->ca);
+	s->insecure = cli->insecure;
 	if (cli->config && settings_load_file(s, cli->config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natclient: %s\n", err);
 		return -EINVAL;
@@ -153,7 +174,7 @@ static int load_settings(const struct cli *cli, struct settings *s)
 	return 0;
 }
 
-static int resolve_server(const struct settings *s, stun_sockaddr *out)
+static int resolve_server(const struct settings *s, struct settings_server *out)
 {
 	char err[512];
 
@@ -162,7 +183,7 @@ static int resolve_server(const struct settings *s, stun_sockaddr *out)
 				"\"server = HOST\" line in --config FILE, or NATCLIENT_SERVER\n");
 		return -EINVAL;
 	}
-	if (settings_resolve(s->server, NATCLIENT_DEFAULT_PORT, out, err, sizeof(err)) < 0) {
+	if (settings_server_parse(s->server, out, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natclient: server: %s\n", err);
 		return -EINVAL;
 	}
@@ -276,8 +297,15 @@ static int cmd_discover(const struct cli *cli, const struct settings *s)
 			return EXIT_USAGE;
 		}
 	}
-	if (resolve_server(s, &o.server) < 0)
+	struct settings_server srv;
+	if (resolve_server(s, &srv) < 0)
 		return 1;
+	if (srv.tp != SETTINGS_UDP) {
+		fprintf(stderr, "natclient: discover measures UDP mappings: give the server "
+				"without %s:// (UDP)\n", settings_transport_str(srv.tp));
+		return 1;
+	}
+	o.server = srv.addr;
 	struct ev_loop *loop = ev_default_loop(0);
 	int err = discover_run(loop, &o, &r, &why);
 	if (err < 0) {
@@ -371,8 +399,19 @@ static int cmd_tunnel(const struct cli *cli, struct settings *s)
 	o.id = cli->argv[0];
 	if (parse_tunnel_args(cli, &o))
 		return EXIT_USAGE;
-	if (resolve_server(s, &o.server) < 0)
+	struct settings_server srv;
+	if (resolve_server(s, &srv) < 0)
 		return 1;
+	o.server = srv.addr;
+	o.transport = srv.tp;
+	o.server_host = srv.host;
+	o.ca = s->ca[0] ? s->ca : NULL;
+	o.insecure = s->insecure;
+	if (srv.tp != SETTINGS_UDP && o.relay == TUNNEL_RELAY_NEVER) {
+		usage_error("--relay never and a %s:// server exclude each other: over TCP/TLS "
+			    "the relay is the only path", settings_transport_str(srv.tp));
+		return EXIT_USAGE;
+	}
 	if ((!s->user[0] || !s->password[0]) && settings_prompt(s) < 0) {
 		fprintf(stderr, "natclient: the server needs a user and password: put \"user = ...\" "
 				"and \"password = ...\" in --config FILE, or set NATCLIENT_USER and "

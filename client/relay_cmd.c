@@ -9,6 +9,7 @@
 #include <ev.h>
 
 #include "stun_client.h"
+#include "stun_stream.h"
 #include "turn_client.h"
 
 struct relay_run {
@@ -17,6 +18,8 @@ struct relay_run {
 	struct turn_client *tc;
 	struct stun_cred cred;
 	stun_sockaddr server, peer;
+	struct settings_server srv;   /* tcp:// or tls://: over one connection */
+	const struct settings *s;
 	bool json, channel;
 	double refresh;
 	int verbose;
@@ -236,10 +239,12 @@ static int need_credentials(struct relay_run *rr, struct settings *s)
 				"\"server = HOST\" line in --config FILE, or NATCLIENT_SERVER\n");
 		return -EINVAL;
 	}
-	if (settings_resolve(s->server, NATCLIENT_DEFAULT_PORT, &rr->server, err, sizeof(err)) < 0) {
+	if (settings_server_parse(s->server, &rr->srv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "natclient: server: %s\n", err);
 		return -EINVAL;
 	}
+	rr->server = rr->srv.addr;
+	rr->s = s;
 	if ((!s->user[0] || !s->password[0]) && settings_prompt(s) < 0) {
 		fprintf(stderr, "natclient: the TURN server needs a user and password: put "
 				"\"user = ...\" and \"password = ...\" in --config FILE, or set "
@@ -251,6 +256,32 @@ static int need_credentials(struct relay_run *rr, struct settings *s)
 	return 0;
 }
 
+/* tcp://, tls://: the connection carries the allocation; it ends with it */
+static void stream_closed(struct stun_client *c, int err, const char *why, void *arg)
+{
+	(void)c;
+	(void)err;
+	fprintf(stderr, "natclient: relay: the connection to the server %s: %s\n",
+		((struct relay_run *)arg)->server_name, why);
+	stop(arg, 1);
+}
+
+static int open_stream(struct relay_run *rr)
+{
+	struct stun_stream_opts so = { .tls = rr->srv.tp == SETTINGS_TLS, .host = rr->srv.host,
+				       .ca_file = rr->s->ca[0] ? rr->s->ca : NULL,
+				       .insecure = rr->s->insecure };
+	char err[512];
+	int rc = stun_client_open_stream(rr->loop, &rr->server, &so, &rr->sc, err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "natclient: relay: %s\n", err);
+		return rc;
+	}
+	stun_client_set_closed(rr->sc, stream_closed, rr);
+	return 0;
+}
+
 static int run(struct relay_run *rr, uint32_t lifetime)
 {
 	stun_sockaddr any = { 0 };
@@ -259,7 +290,8 @@ static int run(struct relay_run *rr, uint32_t lifetime)
 	int err;
 
 	any.sa.sa_family = rr->server.sa.sa_family;
-	err = stun_client_open(rr->loop, &any, &rr->sc);
+	err = rr->srv.tp == SETTINGS_UDP ? stun_client_open(rr->loop, &any, &rr->sc)
+					  : open_stream(rr);
 	if (err < 0)
 		return err;
 	stun_client_set_verbose(rr->sc, rr->verbose);

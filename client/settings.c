@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -20,12 +21,23 @@ static void set_if_empty(char *dst, size_t cap, const char *v)
 }
 
 /* "1.5" -> 1500; 0.05 to 600 s. */
-static int parse_seconds_ms(const char *val, unsigned *out)
+#define SECONDS_MIN 0.05
+#define SECONDS_MAX 600
+/* RFC 7675 s5.1: consent checks go every 4 to 6 s, each sent once: a
+ * shorter timeout expires before the first answer can come. */
+#define CONSENT_TIMEOUT_MIN 8.0
+
+static double seconds_min(const char *key)
+{
+	return !strcmp(key, "consent-timeout") ? CONSENT_TIMEOUT_MIN : SECONDS_MIN;
+}
+
+static int parse_seconds_ms(const char *key, const char *val, unsigned *out)
 {
 	char *end;
 	double v = strtod(val, &end);
 
-	if (end == val || *end || v < 0.05 || v > 600)
+	if (end == val || *end || v < seconds_min(key) || v > SECONDS_MAX)
 		return -ERANGE;
 	*out = (unsigned)(v * 1000.0 + 0.5);
 	return 0;
@@ -52,10 +64,12 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 		set_if_empty(s->user, sizeof(s->user), val);
 	else if (!strcmp(key, "password"))
 		set_if_empty(s->password, sizeof(s->password), val);
+	else if (!strcmp(key, "ca"))
+		set_if_empty(s->ca, sizeof(s->ca), val);
 	else if (!strcmp(key, "relay-fallback"))
-		return parse_seconds_ms(val, &s->relay_fallback_ms);
+		return parse_seconds_ms(key, val, &s->relay_fallback_ms);
 	else if (!strcmp(key, "consent-timeout")) /* RFC 7675 s5.1: 30 s */
-		return parse_seconds_ms(val, &s->consent_timeout_ms);
+		return parse_seconds_ms(key, val, &s->consent_timeout_ms);
 	else if (!strcmp(key, "max-sessions"))
 		return parse_count(val, &s->max_sessions);
 	else
@@ -78,8 +92,10 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	}
 	int r = apply_key(s, key, val);
 	if (r == -ERANGE) {
-		snprintf(err, cap, "%s:%d: %s takes seconds from 0.05 to 600 (e.g. 1.5), not \"%s\"",
-			 path, lineno, key, val);
+		snprintf(err, cap, "%s:%d: %s takes seconds from %g to %d (e.g. %s), not \"%s\"%s",
+			 path, lineno, key, seconds_min(key), SECONDS_MAX,
+			 seconds_min(key) > 1 ? "30" : "1.5", val,
+			 seconds_min(key) > 1 ? " (consent checks go every 4-6 s, RFC 7675 s5.1)" : "");
 		return -EINVAL;
 	}
 	if (r == -EDOM) {
@@ -89,7 +105,7 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	}
 	if (r < 0) {
 		snprintf(err, cap, "%s:%d: unknown key \"%s\"; accepted keys: server, user, password, "
-			 "relay-fallback, consent-timeout, max-sessions", path, lineno, key);
+			 "ca, relay-fallback, consent-timeout, max-sessions", path, lineno, key);
 		return -EINVAL;
 	}
 	return 0;
@@ -221,5 +237,54 @@ int settings_resolve(const char *hostport, uint16_t default_port, stun_sockaddr 
 	memset(out, 0, sizeof(*out));
 	memcpy(out, res->ai_addr, res->ai_addrlen < sizeof(*out) ? res->ai_addrlen : sizeof(*out));
 	freeaddrinfo(res);
+	return 0;
+}
+
+static const struct {
+	const char *prefix;
+	enum settings_transport tp;
+	uint16_t port;
+} schemes[] = {
+	{ "udp://", SETTINGS_UDP, NATCLIENT_DEFAULT_PORT },
+	{ "tcp://", SETTINGS_TCP, NATCLIENT_DEFAULT_PORT },
+	{ "tls://", SETTINGS_TLS, NATCLIENT_DEFAULT_TLS_PORT },
+};
+
+const char *settings_transport_str(enum settings_transport tp)
+{
+	return tp == SETTINGS_TCP ? "tcp" : tp == SETTINGS_TLS ? "tls" : "udp";
+}
+
+int settings_server_parse(const char *spec, struct settings_server *out, char *err, size_t cap)
+{
+	const char *rest = spec, *sep = strstr(spec, "://");
+	uint16_t port = NATCLIENT_DEFAULT_PORT;
+	enum settings_transport tp = SETTINGS_UDP;
+	char host[256];
+
+	if (sep) {
+		unsigned i;
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (!strncasecmp(spec, schemes[i].prefix, strlen(schemes[i].prefix)))
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0])) {
+			snprintf(err, cap, "\"%.*s://\" is not a transport: use udp://, tcp:// or "
+				 "tls:// (or none: UDP)", (int)(sep - spec), spec);
+			return -EINVAL;
+		}
+		tp = schemes[i].tp;
+		port = schemes[i].port;
+		rest = sep + 3;
+	}
+	if (split_hostport(rest, host, sizeof(host), &port) < 0) {
+		snprintf(err, cap, "\"%s\" is not [tcp://|tls://]HOST[:PORT] (e.g. "
+			 "stun.example.org:3478, tcp://127.0.0.1, tls://[::1]:5349)", spec);
+		return -EINVAL;
+	}
+	int r = settings_resolve(rest, port, &out->addr, err, cap);
+	if (r < 0)
+		return r;
+	out->tp = tp;
+	snprintf(out->host, sizeof(out->host), "%s", host);
 	return 0;
 }

@@ -5,17 +5,21 @@
 #ifndef NATCLIENT_SETTINGS_H
 #define NATCLIENT_SETTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "stun_msg.h"
 
 #define NATCLIENT_DEFAULT_PORT 3478
+#define NATCLIENT_DEFAULT_TLS_PORT 5349 /* RFC 8489 s6.2.2: STUN over TLS */
 
 #define SETTINGS_MAX_SESSIONS 256
 
 struct settings {
-	char server[256];   /* HOST[:PORT] */
+	char server[256];   /* [udp://|tcp://|tls://]HOST[:PORT] */
+	char ca[1024];      /* "ca = FILE" / --ca: CA certificates for tls:// */
+	bool insecure;      /* --insecure: tls:// without a certificate check */
 	char user[256];
 	char password[256];
 	unsigned max_sessions;      /* "max-sessions = N": listen --expose; 0: 16 */
@@ -33,6 +37,22 @@ void settings_load_env(struct settings *s);
 /* Ask on /dev/tty for a missing user or password (no echo for the
  * password). -ENOTTY when there is no terminal. */
 int settings_prompt(struct settings *s);
+/* How natclient reaches its server: UDP (the default), or one TCP or TLS
+ * connection (RFC 8656 s3.1) when UDP is blocked. */
+enum settings_transport { SETTINGS_UDP, SETTINGS_TCP, SETTINGS_TLS };
+
+struct settings_server {
+	enum settings_transport tp;
+	char host[256];     /* as given: the name a TLS certificate must carry */
+	stun_sockaddr addr;
+};
+
+/* "[udp://|tcp://|tls://]HOST[:PORT]" -> transport, host and address
+ * (default port 3478, 5349 for tls://). */
+int settings_server_parse(const char *spec, struct settings_server *out, char *err, size_t cap);
+/* "udp", "tcp", "tls" */
+const char *settings_transport_str(enum settings_transport tp);
+
 /* "host", "host:port", "1.2.3.4:5", "[::1]:5" -> an address. */
 int settings_resolve(const char *hostport, uint16_t default_port, stun_sockaddr *out,
 		     char *err, size_t cap);

@@ -1,6 +1,7 @@
 /* stun_client: STUN transactions over one UDP socket (see stun_client.h). */
 #include "stun_client.h"
 #include "rto_cache.h"
+#include "stun_stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,11 @@ struct stun_client {
 	unsigned n_txns;
 	stun_other_cb other;
 	void *other_arg;
+	/* a stream (TCP/TLS) to the server instead of the UDP socket */
+	struct stun_stream *stream;
+	stun_sockaddr server;
+	stun_closed_cb closed;
+	void *closed_arg;
 	int verbose;
 	int depth;                 /* > 0 while inside one of our callbacks */
 	bool dead;                 /* freed while depth > 0 */
@@ -256,9 +262,10 @@ static int txn_send(struct stun_txn *t)
 		int err = t->req.send(t->req.send_ctx, &t->req.dest, t->buf, t->len);
 		if (err < 0)
 			return err;
-	} else if (sendto(c->fd, t->buf, t->len, 0, &t->req.dest.sa,
-			  stun_sockaddr_len(&t->req.dest)) < 0) {
-		return -errno;
+	} else {
+		int err = stun_client_send(c, &t->req.dest, t->buf, t->len);
+		if (err < 0)
+			return err;
 	}
 	if (t->sends)
 		c->stats.retransmits++;
@@ -379,7 +386,11 @@ int stun_client_request(struct stun_client *c, const struct stun_request *r,
 	t->c = c;
 	t->req = *r;
 	t->rto = r->rto ? *r->rto : c->rto;
-	if (!r->rto) { /* RFC 8489 s6.2.1: the RTO cached for this server */
+	if (c->stream && !r->send) {
+		/* RFC 8489 s6.2.2: over a reliable transport no retransmissions;
+		 * the transaction fails after Ti = 39.5 s */
+		t->rto = (struct stun_rto){ STUN_STREAM_TI_MS, 1, 1 };
+	} else if (!r->rto) { /* RFC 8489 s6.2.1: the RTO cached for this server */
 		t->cached_rto = true;
 		t->rto.rto_ms = rto_cache_get(&c->rtoc, &r->dest, ev_now(c->loop), c->rto.rto_ms);
 	}
@@ -531,11 +542,12 @@ static void txn_response(struct stun_txn *t, const struct stun_msg *m,
 	txn_finish(t, &r);
 }
 
-static void client_input(struct stun_client *c, size_t len, const stun_sockaddr *from)
+static void client_input(struct stun_client *c, const uint8_t *buf, size_t len,
+			 const stun_sockaddr *from)
 {
 	struct stun_msg m;
-	bool is_stun = stun_demux(c->rbuf, len) == STUN_DEMUX_STUN &&
-		       stun_msg_parse(&m, c->rbuf, len) == 0;
+	bool is_stun = stun_demux(buf, len) == STUN_DEMUX_STUN &&
+		       stun_msg_parse(&m, buf, len) == 0;
 
 	if (is_stun && !m.classic &&
 	    (m.cls == STUN_CLASS_SUCCESS || m.cls == STUN_CLASS_ERROR)) {
@@ -548,7 +560,7 @@ static void client_input(struct stun_client *c, size_t len, const stun_sockaddr 
 	}
 	c->stats.rx_other++;
 	if (c->other)
-		c->other(c, c->rbuf, len, from, is_stun ? &m : NULL, c->other_arg);
+		c->other(c, buf, len, from, is_stun ? &m : NULL, c->other_arg);
 }
 
 /* RFC 8489 s6.2.1: "A STUN transaction over UDP is also considered failed
@@ -617,7 +629,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 				read_errqueue(c);
 			break;
 		}
-		client_input(c, (size_t)n, &from);
+		client_input(c, c->rbuf, (size_t)n, &from);
 	}
 	c->depth--;
 	if (c->dead && !c->depth)
@@ -673,9 +685,87 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
 	return stun_client_adopt(loop, fd, out);
 }
 
+/* ---- over a stream (TCP/TLS) to the server ---- */
+
+static void stream_frame(void *arg, const uint8_t *buf, size_t len)
+{
+	struct stun_client *c = arg;
+
+	if (c->dead)
+		return;
+	c->depth++;
+	client_input(c, buf, len, &c->server);
+	c->depth--;
+	if (c->dead && !c->depth)
+		really_free(c);
+}
+
+/* The connection is gone: so is every transaction on it (and the TURN
+ * allocation and registration that lived on it, for the owner to say). */
+static void stream_closed(void *arg, int err, const char *why)
+{
+	struct stun_client *c = arg;
+
+	if (c->dead)
+		return;
+	vlog(c, "server connection closed: %s", why);
+	c->depth++;
+	while (c->txns && !c->dead)
+		txn_fail(c->txns, STUN_TXN_SEND_FAILED, -err);
+	if (!c->dead && c->closed)
+		c->closed(c, err, why, c->closed_arg);
+	c->depth--;
+	if (c->dead && !c->depth)
+		really_free(c);
+}
+
+int stun_client_open_stream(struct ev_loop *loop, const stun_sockaddr *server,
+			    const struct stun_stream_opts *o, struct stun_client **out,
+			    char *err, size_t cap)
+{
+	struct stun_client *c = calloc(1, sizeof(*c));
+	socklen_t sl = sizeof(c->local);
+	int rc;
+
+	if (!c) {
+		snprintf(err, cap, "out of memory");
+		return -ENOMEM;
+	}
+	c->loop = loop;
+	c->server = *server;
+	c->rto = STUN_RTO_DEFAULT;
+	rto_cache_init(&c->rtoc, c->rto.rto_ms);
+	rc = stun_stream_open(loop, server, o, stream_frame, stream_closed, c, &c->stream, err,
+			      cap);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	c->fd = stun_stream_fd(c->stream);
+	if (getsockname(c->fd, &c->local.sa, &sl) < 0)
+		memset(&c->local, 0, sizeof(c->local));
+	c->bound = c->local;
+	*out = c;
+	return 0;
+}
+
+bool stun_client_is_stream(const struct stun_client *c)
+{
+	return c->stream != NULL;
+}
+
+void stun_client_set_closed(struct stun_client *c, stun_closed_cb cb, void *arg)
+{
+	c->closed = cb;
+	c->closed_arg = arg;
+}
+
 static void really_free(struct stun_client *c)
 {
-	close(c->fd);
+	if (c->stream)
+		stun_stream_free(c->stream);
+	else
+		close(c->fd);
 	free(c);
 }
 
@@ -755,6 +845,12 @@ unsigned stun_client_pending(const struct stun_client *c)
 int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const void *buf,
 		     size_t len)
 {
+	if (c->stream) {
+		/* one connection: only the server is reachable through it */
+		if (!stun_sockaddr_equal(dest, &c->server))
+			return -EPROTOTYPE;
+		return stun_stream_send(c->stream, buf, len);
+	}
 	if (sendto(c->fd, buf, len, 0, &dest->sa, stun_sockaddr_len(dest)) < 0)
 		return -errno;
 	return 0;

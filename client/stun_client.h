@@ -1,4 +1,5 @@
-/* stun_client: STUN request/response transactions over one UDP socket on a
+/* stun_client: STUN request/response transactions over one UDP socket (or
+ * one TCP/TLS connection to the server: stun_client_open_stream) on a
  * libev loop (RFC 8489 s6.2.1 retransmissions, s6.3 matching by transaction
  * ID, s9.2 long-term credentials). Many transactions may be in flight on the
  * same socket at once (the ICE agent needs that). Datagrams that are not a
@@ -24,6 +25,9 @@ struct stun_rto {
 };
 
 #define STUN_RTO_DEFAULT ((struct stun_rto){ 500, 7, 16 })
+/* RFC 8489 s6.2.2: over TCP/TLS a request is sent once and fails after
+ * Ti = 39.5 s without a response. */
+#define STUN_STREAM_TI_MS 39500
 
 /* How long to wait after send number i (0-based) before sending again, or,
  * after the last (i == rc - 1), before declaring the transaction failed. */
@@ -116,6 +120,21 @@ int stun_client_open(struct ev_loop *loop, const stun_sockaddr *bind_addr,
  * the client owns fd from now on, also on failure (closed). For predict's
  * birthday: the socket whose mapping the peer found. */
 int stun_client_adopt(struct ev_loop *loop, int fd, struct stun_client **out);
+/* The same over one TCP or TLS connection to server (client/stun_stream.h;
+ * RFC 8489 s6.2.2, RFC 8656 s3.1): requests go once (Ti, no
+ * retransmissions) unless they travel on through something else (a
+ * request's send hook: e.g. ICE checks through the TURN relay keep their
+ * RTO, the peer's leg is UDP); datagrams to anything but the server fail
+ * with -EPROTOTYPE; whatever the server sends comes `from` server. A
+ * connection that fails or closes fails every transaction (SEND_FAILED)
+ * and then calls the closed callback. err: a message for a person. */
+struct stun_stream_opts;
+int stun_client_open_stream(struct ev_loop *loop, const stun_sockaddr *server,
+			    const struct stun_stream_opts *o, struct stun_client **out,
+			    char *err, size_t cap);
+bool stun_client_is_stream(const struct stun_client *c);
+typedef void (*stun_closed_cb)(struct stun_client *c, int err, const char *why, void *arg);
+void stun_client_set_closed(struct stun_client *c, stun_closed_cb cb, void *arg);
 void stun_client_free(struct stun_client *c);
 
 void stun_client_set_other(struct stun_client *c, stun_other_cb cb, void *arg);

@@ -13,6 +13,7 @@
 #include "predict_probe.h"
 #include "rendezvous_client.h"
 #include "stun_client.h"
+#include "stun_stream.h"
 #include "turn_client.h"
 
 #define DATAGRAM_MAX 1400  /* what one stdin read becomes at most */
@@ -97,9 +98,15 @@ struct tunnel {
 	bool restarting;           /* connect: since the path was lost */
 	bool restart_waiting;      /* connect: the new offer waits for a refresh */
 	unsigned restarts;
+	bool stream_up;            /* tcp://, tls://: the relay was allocated */
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
 };
+
+/* the server over TCP/TLS: see that section */
+static bool over_stream(const struct tunnel *tn);
+static int open_stream(struct tunnel *tn);
+static int stream_gathered(struct tunnel *tn);
 
 /* ---- events ---- */
 
@@ -535,7 +542,7 @@ static int ice_setup(struct session *s, bool controlling)
 	err = ice_new(tn->sc, &p, &s->creds, &cbs, &s->ice);
 	if (err < 0)
 		return err;
-	if (tn->o->relay != TUNNEL_RELAY_ALWAYS) {
+	if (tn->o->relay != TUNNEL_RELAY_ALWAYS && !over_stream(tn)) {
 		ice_gather_host_for(s->ice, &tn->o->server);
 		if (tn->has_srflx) {
 			struct ice_cand c = { .type = ICE_CAND_SRFLX, .component = 1 };
@@ -663,6 +670,20 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 		ice_input(s->ice, buf, len, from, NULL);
 }
 
+/* A check's answer through the relay: to the stun_client its transaction
+ * lives on, the shared socket's or, after a birthday hit, that session's
+ * own (any session's relayed checks use the one allocation). */
+static void relayed_response(struct tunnel *tn, const uint8_t *buf, size_t len,
+			     const stun_sockaddr *peer)
+{
+	if (stun_client_inject(tn->sc, buf, len, peer))
+		return;
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		if (tn->sess[i].ice && tn->sess[i].bsc &&
+		    stun_client_inject(tn->sess[i].bsc, buf, len, peer))
+			return;
+}
+
 static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const uint8_t *data,
 		      size_t len, bool via_channel, void *arg)
 {
@@ -672,10 +693,15 @@ static void turn_data(struct turn_client *t, const stun_sockaddr *peer, const ui
 
 	(void)t;
 	(void)via_channel;
-	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0)
+	if (stun_demux(data, len) == STUN_DEMUX_STUN && stun_msg_parse(&m, data, len) == 0) {
+		if (m.cls == STUN_CLASS_SUCCESS || m.cls == STUN_CLASS_ERROR) {
+			relayed_response(tn, data, len, peer);
+			return;
+		}
 		s = route_stun(tn, &m);
-	else
+	} else {
 		s = route_addr(tn, peer, true);
+	}
 	if (s)
 		ice_input_relayed(s->ice, data, len, peer);
 }
@@ -738,8 +764,9 @@ static int gather(struct tunnel *tn)
 				       .lost = turn_lost, .arg = tn };
 	int err;
 
-	err = stun_client_request(tn->sc, &req, NULL);
-	if (err < 0)
+	if (over_stream(tn)) /* the flow's mapping is TCP's: no srflx */
+		tn->srflx_done = true;
+	else if ((err = stun_client_request(tn->sc, &req, NULL)) < 0)
 		return err;
 	if (tn->o->relay != TUNNEL_RELAY_NEVER) {
 		err = turn_client_new(tn->sc, &tn->o->server, &tn->cred, &cbs, &tn->turn);
@@ -752,8 +779,12 @@ static int gather(struct tunnel *tn)
 	} else {
 		tn->turn_done = true;
 	}
-	while ((!tn->srflx_done || !tn->turn_done) && tn->exit_code < 0)
+	/* no Binding answer (7.5 s): the Allocate (39.5 s) will not get one either */
+	while ((!tn->srflx_done || !tn->turn_done) && tn->exit_code < 0 &&
+	       !(tn->srflx_done && !tn->has_srflx && !over_stream(tn)))
 		ev_run(tn->loop, EVRUN_ONCE);
+	if (over_stream(tn))
+		return stream_gathered(tn);
 	if (!tn->has_srflx)
 		return -EHOSTUNREACH;
 	probe(tn);
@@ -1082,6 +1113,75 @@ static void register_cb(struct rdv_client *rc, const struct rdv_result *r, void 
 	      r->lifetime);
 }
 
+/* ---- the server over TCP/TLS (RFC 8656 s3.1) ---- */
+
+static bool over_stream(const struct tunnel *tn)
+{
+	return tn->o->transport != SETTINGS_UDP;
+}
+
+/* The connection carried the registration, the allocation and every
+ * relayed path: all gone with it. */
+static void stream_closed(struct stun_client *c, int err, const char *why, void *arg)
+{
+	struct tunnel *tn = arg;
+
+	(void)c;
+	(void)err;
+	if (tn->exit_code >= 0)
+		return;
+	if (!tn->stream_up) {
+		fail(tn, "cannot reach the server %s: %s", tn->o->server_name, why);
+		return;
+	}
+	event(tn, "server-lost", "\"transport\":\"%s\",\"reason\":\"%s\"",
+	      settings_transport_str(tn->o->transport), why);
+	fail(tn, "the %s connection to the server %s is gone (%s): the session went with it "
+	     "(registration, relay, path); run natclient again", settings_transport_str(tn->o->transport),
+	     tn->o->server_name, why);
+}
+
+static int open_stream(struct tunnel *tn)
+{
+	struct stun_stream_opts so = { .tls = tn->o->transport == SETTINGS_TLS,
+				       .host = tn->o->server_host, .ca_file = tn->o->ca,
+				       .insecure = tn->o->insecure };
+	char err[512];
+	int rc = stun_client_open_stream(tn->loop, &tn->o->server, &so, &tn->sc, err,
+					 sizeof(err));
+
+	if (rc < 0) {
+		fail(tn, "%s", err);
+		return rc;
+	}
+	stun_client_set_closed(tn->sc, stream_closed, tn);
+	tn->popts.enabled = false; /* no UDP of ours to predict or probe */
+	event(tn, "transport", "\"transport\":\"%s\",\"server\":\"%s\",\"candidates\":"
+	      "\"relay only: over %s no host, server-reflexive or predicted candidates\"",
+	      settings_transport_str(tn->o->transport), tn->o->server_name,
+	      settings_transport_str(tn->o->transport));
+	return 0;
+}
+
+/* Over a stream the relayed candidate is the only one: no relay, no path. */
+static int stream_gathered(struct tunnel *tn)
+{
+	if (tn->exit_code >= 0)
+		return -ENOTCONN;
+	if (tn->turn_status == -EACCES) {
+		fail(tn, "the server rejected user \"%s\" (401): check user and password "
+		     "(--config FILE, NATCLIENT_USER, NATCLIENT_PASSWORD)", tn->cred.user);
+		return -EACCES;
+	}
+	if (tn->turn_status) {
+		fail(tn, "no relay over %s (the only path without UDP): %s",
+		     settings_transport_str(tn->o->transport), turn_client_strerror(tn->turn_status));
+		return -ENOTCONN;
+	}
+	tn->stream_up = true; /* from now on a closed connection is a lost session */
+	return 0;
+}
+
 /* ---- the run ---- */
 
 static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1132,7 +1232,8 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		restart_later(tn, 1.0);
 }
 
-static int start(struct tunnel *tn)
+/* The UDP socket everything shares. */
+static int open_udp(struct tunnel *tn)
 {
 	stun_sockaddr bind_addr, src;
 	int err;
@@ -1148,6 +1249,16 @@ static int start(struct tunnel *tn)
 	if (err < 0)
 		return err;
 	stun_client_set_local_ip(tn->sc, &src);
+	return 0;
+}
+
+static int start(struct tunnel *tn)
+{
+	int err;
+
+	err = over_stream(tn) ? open_stream(tn) : open_udp(tn);
+	if (err < 0)
+		return err;
 	stun_client_set_verbose(tn->sc, tn->o->verbose > 2 ? 2 : 0);
 	err = rdv_client_new(tn->sc, &tn->o->server, &tn->cred, &tn->rdv);
 	if (err < 0)
@@ -1240,7 +1351,8 @@ int tunnel_run(const struct tunnel_opts *o)
 	if (!err)
 		err = start(tn);
 	if (err < 0 && tn->exit_code < 0)
-		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server)"
+		fail(tn, "%s", err == -EHOSTUNREACH ? "no answer from the server (check --server; "
+			       "where UDP is blocked, --server tcp://HOST or tls://HOST)"
 						    : strerror(-err));
 	if (tn->exit_code < 0)
 		ev_run(tn->loop, 0);

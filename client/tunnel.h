@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "predict.h"
+#include "settings.h"
 #include "stun_msg.h"
 
 enum tunnel_role { TUNNEL_LISTEN, TUNNEL_CONNECT };
@@ -20,6 +21,12 @@ struct tunnel_opts {
 	const char *id;
 	stun_sockaddr server;
 	const char *server_name;
+	/* tcp:// or tls://: the server flow runs over one connection (RFC 8656
+	 * s3.1) and the relayed candidate is the only one */
+	enum settings_transport transport;
+	const char *server_host;   /* the name the TLS certificate must carry */
+	const char *ca;            /* --ca FILE, NULL: the system's CAs */
+	bool insecure;             /* --insecure: no certificate check */
 	const char *user, *password;
 	enum tunnel_relay relay;
 	double timeout_s;          /* connect: give up after this (default 30) */

@@ -8,8 +8,9 @@ every session: one permission for that IP and a channel per peer
 (RFC 8656 s9, s12), three source ports on the relay; each connect gets
 only its own echoes. One connect ends: the listener drops its session and
 gives back its channel but not the shared permission, the others go on,
-and a new connect from b works through the same relayed address. Needs
-root."""
+and a new connect from b works through the same relayed address. Also two
+peers behind one sequential NAT, where one's predicted window lists the
+other's address: each gets its own data. Needs root."""
 import json
 import os
 import subprocess
@@ -109,7 +110,11 @@ def three_peers_behind_one_nat_share_the_listeners_relay():
         assert len(set(remotes)) == 3, remotes  # three ports on b's NAT
         h = held(lst, "connected")
         assert h["channels"] == 3, h
-        perms = h["permissions"]  # b's IP, and the other IPs b's candidates offer
+        # a permission per IP among the peers' candidates (host, srflx,
+        # relayed) and paths: b's NAT's one for all three, not one each
+        ips = {e["address"].rsplit(":", 1)[0] for c in cons for e in events(c, "candidate")}
+        perms = h["permissions"]
+        assert B_IP in ips and perms == len(ips | {B_IP}), (h, ips)
         exchange(cons, 10, "a")
 
         # one ends: its channel goes, the permission for b's IP stays
@@ -130,6 +135,40 @@ def three_peers_behind_one_nat_share_the_listeners_relay():
         print("  listener %s: peers %s, then %s; %d permissions, 3 channels held"
               % (ev[0]["local"], remotes, ev[-1]["remote"], perms))
         for c in cons + [gone, lst]:
+            c.stop()
+            bad = [l for l in c.lines if "Sanitizer" in l or "runtime error" in l]
+            assert not bad, bad
+
+
+@test
+def two_peers_behind_one_sequential_nat_get_their_own_data():
+    """Site b sequential (delta 2): the first connect's predicted window
+    holds the port the second one's path comes from, so the listener's
+    first session lists the second's address among its remote candidates;
+    data goes to the session whose path it is on (before: to the first
+    session that listed it, and the first connect got both echoes)."""
+    with Lab(site_a="port-restricted", site_b="symmetric-sequential") as lab:
+        natpair.start_stund(lab)
+        lab.popen("a", [os.path.join(BUILD, "udp_blast"), "echo", "-l",
+                        "127.0.0.1:%d" % ECHO_PORT], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+        lst = natpair.natclient(lab, "a", ["listen", "seq", "--expose",
+                                           "127.0.0.1:%d" % ECHO_PORT])
+        lst.wait_line(r'"event":"registered"', timeout=15)
+        cons = []
+        for _ in range(2):  # one after the other: consecutive windows
+            c = natpair.natclient(lab, "b", ["connect", "seq", "--timeout", "20"])
+            c.wait_line(r'"event":"connected"', timeout=25)
+            cons.append(c)
+        ev = wait_events(lst, "connected", 2)
+        first_window = [e["address"] for e in events(cons[0], "candidate")
+                        if e["type"] == "predicted"]
+        second = [e["remote"] for e in ev if e["session"] == 1][-1]
+        assert second in first_window, (second, first_window)  # the case at hand
+        exchange(cons, 5, "d")
+        print("  second peer's path %s is in the first one's window %s"
+              % (second, ",".join(a.rsplit(":", 1)[1] for a in first_window)))
+        for c in cons + [lst]:
             c.stop()
             bad = [l for l in c.lines if "Sanitizer" in l or "runtime error" in l]
             assert not bad, bad

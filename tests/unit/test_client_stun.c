@@ -60,11 +60,12 @@ static void test_config_file(void)
 {
 	struct settings s = { 0 };
 	char err[512] = "";
-	char *p = write_tmp("# natclient\n server = 127.0.0.1:3478 \n\nuser=alice # me\n"
-			    "password = s3cret = yes\nrelay-fallback = 2.5\n");
+	char *p = write_tmp("# natclient\n server = tls://127.0.0.1:3478 \n\nuser=alice # me\n"
+			    "password = s3cret = yes\nrelay-fallback = 2.5\nca = /etc/ca.pem\n");
 
 	CU_ASSERT_EQUAL(settings_load_file(&s, p, err, sizeof(err)), 0);
-	CU_ASSERT_STRING_EQUAL(s.server, "127.0.0.1:3478");
+	CU_ASSERT_STRING_EQUAL(s.server, "tls://127.0.0.1:3478");
+	CU_ASSERT_STRING_EQUAL(s.ca, "/etc/ca.pem");
 	CU_ASSERT_STRING_EQUAL(s.user, "alice");
 	CU_ASSERT_STRING_EQUAL(s.password, "s3cret = yes");
 	CU_ASSERT_EQUAL(s.relay_fallback_ms, 2500);
@@ -96,6 +97,17 @@ static void test_config_errors(void)
 	p = write_tmp("relay-fallback = soon\n");
 	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "0.05 to 600"));
+	unlink(p);
+	/* a consent timeout shorter than the checks' period cannot hold */
+	p = write_tmp("consent-timeout = 5\n");
+	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1: consent-timeout takes seconds from 8 to 600"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "RFC 7675"));
+	unlink(p);
+	p = write_tmp("consent-timeout = 8\nrelay-fallback = 0.2\n");
+	CU_ASSERT_EQUAL(settings_load_file(&s, p, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(s.consent_timeout_ms, 8000);
+	CU_ASSERT_EQUAL(s.relay_fallback_ms, 200);
 	unlink(p);
 	CU_ASSERT(settings_load_file(&s, "/nonexistent/natclient.conf", err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/natclient.conf"));
@@ -133,6 +145,36 @@ static void test_resolve(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "HOST[:PORT]"));
 }
 
+/* --server [udp://|tcp://|tls://]HOST[:PORT]: transport, default port per
+ * transport (5349 for TLS, RFC 8489 s6.2.2), the host name kept for TLS. */
+static void test_server_spec(void)
+{
+	struct settings_server v;
+	char err[256] = "";
+
+	CU_ASSERT_EQUAL(settings_server_parse("127.0.0.1:5000", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v.tp, SETTINGS_UDP);
+	CU_ASSERT_EQUAL(stun_sockaddr_port(&v.addr), 5000);
+	CU_ASSERT_EQUAL(settings_server_parse("udp://127.0.0.1", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v.tp, SETTINGS_UDP);
+	CU_ASSERT_EQUAL(stun_sockaddr_port(&v.addr), 3478);
+	CU_ASSERT_EQUAL(settings_server_parse("tcp://127.0.0.1", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v.tp, SETTINGS_TCP);
+	CU_ASSERT_EQUAL(stun_sockaddr_port(&v.addr), 3478);
+	CU_ASSERT_EQUAL(settings_server_parse("TLS://[::1]", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v.tp, SETTINGS_TLS);
+	CU_ASSERT_EQUAL(stun_sockaddr_port(&v.addr), 5349);
+	CU_ASSERT_STRING_EQUAL(v.host, "::1");
+	CU_ASSERT_EQUAL(settings_server_parse("tls://127.0.0.1:443", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(stun_sockaddr_port(&v.addr), 443);
+	CU_ASSERT_STRING_EQUAL(v.host, "127.0.0.1");
+	CU_ASSERT_STRING_EQUAL(settings_transport_str(SETTINGS_TLS), "tls");
+	CU_ASSERT(settings_server_parse("sctp://127.0.0.1", &v, err, sizeof(err)) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "tcp://"));
+	CU_ASSERT(settings_server_parse("tcp://", &v, err, sizeof(err)) < 0);
+	CU_ASSERT(settings_server_parse("tcp://127.0.0.1:0", &v, err, sizeof(err)) < 0);
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -142,6 +184,7 @@ int main(void)
 		{ "config file errors name file:line", test_config_errors },
 		{ "environment fills the gaps", test_env },
 		{ "HOST[:PORT]", test_resolve },
+		{ "[tcp://|tls://]HOST[:PORT]", test_server_spec },
 		{ NULL, NULL },
 	};
 
