@@ -188,9 +188,10 @@ static void route_request(struct ice *ice, struct stun_request *req, unsigned id
 /* s14.3: "Agents MAY calculate the RTO value using other mechanisms";
  * the formula paces the whole check list, and with many pairs In-Progress
  * (prflx, predicted, filtered ones) it reaches seconds. A nomination (its
- * pair has just succeeded) and a direct pair rechecked from a birthday
- * hit's socket are single checks whose loss must not cost that long: the
- * minimum, 500 ms. */
+ * pair has just succeeded), a triggered check (the peer's check just
+ * came that way) and a direct pair rechecked from a birthday hit's socket
+ * are checks likely to pass whose loss must not cost that long: the
+ * minimum, 500 ms. They are still paced by Ta. */
 static unsigned check_rto_ms(struct ice *ice, unsigned idx, bool nominating)
 {
 	bool prompt = nominating || ice->checks[idx].prompt;
@@ -734,6 +735,7 @@ static void after_answer(struct ice *ice, const struct stun_msg *m, const stun_s
 	if (ice->state != ICE_CHECKING && !(ice->state == ICE_CONNECTED && upgrading(ice)))
 		return;
 	ice->st.triggered++;
+	ice->checks[idx].prompt = true; /* the peer's check just came: see check_rto_ms() */
 	/* s7.3.1.4: an In-Progress pair gets a new check now rather than
 	 * waiting for the retransmission of its first one (lost e.g. on a
 	 * relay before the peer's permission); the old transaction is

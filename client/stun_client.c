@@ -625,7 +625,9 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT, &from.sa, &fl);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			/* woken with nothing to read: an error queue entry whose
+			 * pending error a send took (stun_client_send) */
+			if ((errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || i == 0)
 				read_errqueue(c);
 			break;
 		}
@@ -842,6 +844,14 @@ unsigned stun_client_pending(const struct stun_client *c)
 	return c->n_txns;
 }
 
+/* The errno values an ICMP error turns into (RFC 1122 s4.1.3.3: passed
+ * to the application; Linux icmp_err_convert). */
+static bool icmp_errno(int e)
+{
+	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN ||
+	       e == ENOPROTOOPT || e == EOPNOTSUPP || e == EPROTO;
+}
+
 int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const void *buf,
 		     size_t len)
 {
@@ -851,9 +861,16 @@ int stun_client_send(struct stun_client *c, const stun_sockaddr *dest, const voi
 			return -EPROTOTYPE;
 		return stun_stream_send(c->stream, buf, len);
 	}
-	if (sendto(c->fd, buf, len, 0, &dest->sa, stun_sockaddr_len(dest)) < 0)
-		return -errno;
-	return 0;
+	for (int tries = 0; ; tries++) {
+		if (sendto(c->fd, buf, len, 0, &dest->sa, stun_sockaddr_len(dest)) >= 0)
+			return 0;
+		/* IP_RECVERR: an ICMP error about an EARLIER datagram is also
+		 * stored as the socket's pending error, which fails (and clears)
+		 * the next send: this datagram was not sent. Its error queue
+		 * entry is read by io_cb as usual; send again. */
+		if (tries >= 2 || !icmp_errno(errno))
+			return -errno;
+	}
 }
 
 int stun_client_build_response(const struct stun_msg *m, uint16_t error_code,

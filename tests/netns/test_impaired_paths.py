@@ -42,6 +42,7 @@ ECHO = os.path.join(HERE, "udpecho.py")
 ECHO_PORT = 7777
 DELAY_MS, LOSS = 40, 0.03      # the natclient pairs' impairments, per site uplink
 RESEND_S, TRIES = 0.5, 12      # a line is sent again every RESEND_S, at most TRIES times
+SANITIZERS = ("Sanitizer", "runtime error")  # in ASan/UBSan reports
 
 
 def echo_server(lab):
@@ -180,6 +181,9 @@ def run_pair(case):
         except Exception as e:  # reported below with both sides' output
             r = {"path": "FAILED", "error": "%s: %s" % (type(e).__name__, str(e)[-1200:])}
         r["logs"] = LOGS.pop(lab.run_id, [])
+    bad = [l for _who, lines in r["logs"] for l in lines if any(x in l for x in SANITIZERS)]
+    if bad and not r["error"]:  # an ASan/UBSan build reports and carries on
+        r["path"], r["error"] = "FAILED", "sanitizer: %s" % bad[0]
     r["case"], r["wall_s"] = case, time.monotonic() - t
     return r
 
