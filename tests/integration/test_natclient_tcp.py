@@ -274,14 +274,19 @@ def server_gone_is_a_lost_session():
     lst = Proc([NATCLIENT, "--json", "--server", "127.0.0.1:%d" % port, "listen", pid],
                env=env(), stdin=subprocess.PIPE)
     lst.wait_line(r'"event":"registered"', timeout=15)
-    con = Proc([NATCLIENT, "--json", "--server", "tcp://127.0.0.1:%d" % port, "connect", pid],
-               env=env(), stdin=subprocess.PIPE)
+    con = Proc([NATCLIENT, "--json", "--server", "tcp://127.0.0.1:%d" % port, "connect", pid,
+                "--timeout", "3"], env=env(), stdin=subprocess.PIPE)
     connected(con)
     srv.stop()
     m = con.wait_line(r'"event":"server-lost"', timeout=10)
-    assert "closed" in json.loads(m.string)["reason"], m.string
-    con.wait_line(r'"event":"error".*is gone.*the session went with it', timeout=5)
+    t0 = time.monotonic()
+    lost = json.loads(m.string)
+    assert "closed" in lost["reason"] and lost["reconnect_s"] == 3, lost
+    # new connections are tried (refused: the server is gone) for --timeout
+    con.wait_line(r'"event":"reconnect-failed".*refused', timeout=5)
+    con.wait_line(r'"event":"error".*is gone.*did not come back within 3 s', timeout=10)
     assert con.p.wait(timeout=10) == 1
+    assert 2.5 < time.monotonic() - t0 < 6, time.monotonic() - t0
     sanitizer_clean(con, lst)
 
 
