@@ -1198,6 +1198,8 @@ static void reopen_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	tn->reconnects++;
 	event(tn, "reconnect", "\"attempt\":%u", tn->reconnects);
+	/* an ICE restart the old path's end scheduled: this one replaces it */
+	ev_timer_stop(tn->loop, &tn->restart);
 	stream_teardown(tn);
 	err = start(tn); /* a failed connection comes back through stream_closed */
 	if (err < 0 && tn->exit_code < 0 && !ev_is_active(&tn->reopen))

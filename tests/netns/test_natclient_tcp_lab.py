@@ -211,7 +211,8 @@ def udp_blocked_site_connects_over_tcp_and_tls():
             print("  TCP passes again: connected again in %.1f s" % (time.monotonic() - t0))
             for p in (con, lst):
                 p.stop()
-                assert not [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+                bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+                assert not bad, "\n".join(p.lines[-60:])
         finally:
             log.close()
 
