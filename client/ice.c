@@ -232,8 +232,12 @@ static void consent_arm(struct ice *ice)
 
 	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		r = 32768;
-	double f = 0.8 + 0.4 * (r / 65535.0);
-	ev_timer_set(&ice->consent, ice->p.consent_interval_ms * f / 1000.0, 0.);
+	double f = 0.8 + 0.4 * (r / 65535.0), ms = ice->p.consent_interval_ms * f;
+
+	/* "MUST NOT set the period between checks to less than 4 seconds" */
+	if (ms < CONSENT_INTERVAL_MIN_MS)
+		ms = CONSENT_INTERVAL_MIN_MS;
+	ev_timer_set(&ice->consent, ms / 1000.0, 0.);
 	ev_timer_start(ice->loop, &ice->consent);
 }
 

@@ -21,12 +21,23 @@ static void set_if_empty(char *dst, size_t cap, const char *v)
 }
 
 /* "1.5" -> 1500; 0.05 to 600 s. */
-static int parse_seconds_ms(const char *val, unsigned *out)
+#define SECONDS_MIN 0.05
+#define SECONDS_MAX 600
+/* RFC 7675 s5.1: consent checks go every 4 to 6 s, each sent once: a
+ * shorter timeout expires before the first answer can come. */
+#define CONSENT_TIMEOUT_MIN 8.0
+
+static double seconds_min(const char *key)
+{
+	return !strcmp(key, "consent-timeout") ? CONSENT_TIMEOUT_MIN : SECONDS_MIN;
+}
+
+static int parse_seconds_ms(const char *key, const char *val, unsigned *out)
 {
 	char *end;
 	double v = strtod(val, &end);
 
-	if (end == val || *end || v < 0.05 || v > 600)
+	if (end == val || *end || v < seconds_min(key) || v > SECONDS_MAX)
 		return -ERANGE;
 	*out = (unsigned)(v * 1000.0 + 0.5);
 	return 0;
@@ -56,9 +67,9 @@ static int apply_key(struct settings *s, const char *key, const char *val)
 	else if (!strcmp(key, "ca"))
 		set_if_empty(s->ca, sizeof(s->ca), val);
 	else if (!strcmp(key, "relay-fallback"))
-		return parse_seconds_ms(val, &s->relay_fallback_ms);
+		return parse_seconds_ms(key, val, &s->relay_fallback_ms);
 	else if (!strcmp(key, "consent-timeout")) /* RFC 7675 s5.1: 30 s */
-		return parse_seconds_ms(val, &s->consent_timeout_ms);
+		return parse_seconds_ms(key, val, &s->consent_timeout_ms);
 	else if (!strcmp(key, "max-sessions"))
 		return parse_count(val, &s->max_sessions);
 	else
@@ -81,8 +92,10 @@ static int parse_line(struct settings *s, char *line, const char *path, int line
 	}
 	int r = apply_key(s, key, val);
 	if (r == -ERANGE) {
-		snprintf(err, cap, "%s:%d: %s takes seconds from 0.05 to 600 (e.g. 1.5), not \"%s\"",
-			 path, lineno, key, val);
+		snprintf(err, cap, "%s:%d: %s takes seconds from %g to %d (e.g. %s), not \"%s\"%s",
+			 path, lineno, key, seconds_min(key), SECONDS_MAX,
+			 seconds_min(key) > 1 ? "30" : "1.5", val,
+			 seconds_min(key) > 1 ? " (consent checks go every 4-6 s, RFC 7675 s5.1)" : "");
 		return -EINVAL;
 	}
 	if (r == -EDOM) {

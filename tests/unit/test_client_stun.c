@@ -98,6 +98,17 @@ static void test_config_errors(void)
 	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "0.05 to 600"));
 	unlink(p);
+	/* a consent timeout shorter than the checks' period cannot hold */
+	p = write_tmp("consent-timeout = 5\n");
+	CU_ASSERT(settings_load_file(&s, p, err, sizeof(err)) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1: consent-timeout takes seconds from 8 to 600"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "RFC 7675"));
+	unlink(p);
+	p = write_tmp("consent-timeout = 8\nrelay-fallback = 0.2\n");
+	CU_ASSERT_EQUAL(settings_load_file(&s, p, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(s.consent_timeout_ms, 8000);
+	CU_ASSERT_EQUAL(s.relay_fallback_ms, 200);
+	unlink(p);
 	CU_ASSERT(settings_load_file(&s, "/nonexistent/natclient.conf", err, sizeof(err)) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/natclient.conf"));
 }
