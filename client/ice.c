@@ -26,6 +26,7 @@ struct ice_check {
 	bool nominating;           /* carries USE-CANDIDATE */
 	bool consent;              /* an RFC 7675 consent check */
 	bool renominate;           /* a cancelled nominating check: redo it */
+	bool prompt;               /* next check of this pair: the minimum RTO */
 	uint8_t tid[STUN_TID_LEN];
 };
 
@@ -184,11 +185,25 @@ static void route_request(struct ice *ice, struct stun_request *req, unsigned id
 	req->send_ctx = ice;
 }
 
+/* s14.3: "Agents MAY calculate the RTO value using other mechanisms";
+ * the formula paces the whole check list, and with many pairs In-Progress
+ * (prflx, predicted, filtered ones) it reaches seconds. A nomination (its
+ * pair has just succeeded) and a direct pair rechecked from a birthday
+ * hit's socket are single checks whose loss must not cost that long: the
+ * minimum, 500 ms. */
+static unsigned check_rto_ms(struct ice *ice, unsigned idx, bool nominating)
+{
+	bool prompt = nominating || ice->checks[idx].prompt;
+
+	ice->checks[idx].prompt = false;
+	return prompt ? ICE_RTO_MIN_MS : ice_checklist_rto_ms(&ice->cl, ice->p.ta_ms);
+}
+
 static int send_check(struct ice *ice, unsigned idx, bool nominating)
 {
 	struct ice_check *ck = &ice->checks[idx];
 	struct stun_rto rto = {
-		ice_checklist_rto_ms(&ice->cl, ice->p.ta_ms), /* s14.3 */
+		check_rto_ms(ice, idx, nominating), /* s14.3 */
 		ice->p.check_rc, ice->p.check_rm,
 	};
 	struct stun_request req = {
@@ -342,6 +357,25 @@ static void release_turn(struct ice *ice)
 	}
 }
 
+/* Just connected over a relay, as the controlling agent: a direct pair
+ * that succeeded while the relayed nomination was in flight (a round trip:
+ * 160 ms and more with delay) gets no later success to trigger the
+ * upgrade in check_success, so it is nominated now. */
+static void upgrade_at_once(struct ice *ice)
+{
+	int best = -1;
+
+	if (!ice->cl.controlling || ice->state != ICE_CONNECTED || ice->selected < 0 ||
+	    !ice_pair_is_relayed(ice, (unsigned)ice->selected))
+		return;
+	for (unsigned i = 0; i < ice->cl.n_pairs; i++)
+		if (!ice_pair_is_relayed(ice, i) && ice->cl.pairs[i].state == ICE_PAIR_SUCCEEDED &&
+		    (best < 0 || ice->cl.pairs[i].priority > ice->cl.pairs[best].priority))
+			best = (int)i;
+	if (best >= 0)
+		send_check(ice, (unsigned)best, true);
+}
+
 static void select_pair(struct ice *ice, unsigned idx)
 {
 	char l[64], r[64];
@@ -364,6 +398,7 @@ static void select_pair(struct ice *ice, unsigned idx)
 	expiry_arm(ice);
 	if (!upgrade) {
 		set_state(ice, ICE_CONNECTED);
+		upgrade_at_once(ice);
 		return;
 	}
 	/* relay -> direct: the checks are done; tell the owner again */
@@ -1021,6 +1056,7 @@ static void recheck_pair(struct ice *ice, unsigned i, bool in_flight, const stun
 
 	if (p->state == ICE_PAIR_SUCCEEDED || (relayed && !in_flight))
 		return;
+	ice->checks[i].prompt = !relayed;
 	if (!relayed && toward && stun_sockaddr_equal(&ice->cl.remote[p->remote].addr, toward)) {
 		bool nom = ice->checks[i].renominate && ice->cl.controlling;
 		ice->checks[i].renominate = false;

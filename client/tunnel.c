@@ -663,7 +663,12 @@ static void other_cb(struct stun_client *c, const uint8_t *buf, size_t len,
 		return;
 	if (m) {
 		s = route_stun(tn, m);
-		if (s)
+		/* A session moved to its birthday socket answers checks from
+		 * there only: one reaching this socket (sent before the move
+		 * was known, e.g. under delay) would be answered from the other
+		 * socket's address, which the peer discards (RFC 8445
+		 * s7.2.5.2.1), while we would take the pair as valid. */
+		if (s && !(s->bsc && m->cls == STUN_CLASS_REQUEST))
 			ice_input(s->ice, buf, len, from, m);
 		return;
 	}

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmbedtls-dev libev-dev libcunit1-dev libidn-dev zlib1g-dev
-      python3 openssl coturn iproute2 nftables conntrack docker-compose)
+      python3 openssl coturn iproute2 nftables iptables conntrack docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@ the RFC 4787 behaviour it claims.
 
 Command line (as root):
     lab.py up [--site-a T] [--site-b T] [--hairpin] [--shared]   build, wait for Ctrl-C
+              [--delay [LINK=]MS]... [--loss [LINK=]P]...           with delay / loss (LINK: a, b, server)
     lab.py rules --nat T [--site a] [--hairpin]                  print a router's ruleset
     lab.py compose [-o FILE]                                     write the compose file
     lab.py cleanup [--run-id ID | --stale]                       remove leftover nkl- namespaces
@@ -24,6 +25,7 @@ import atexit
 import ipaddress
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -213,6 +215,91 @@ def router_rules(site, nat, hairpin):
 
 
 # ---------------------------------------------------------------------------
+# Impairments: one-way delay and random loss on inet's links (a site's
+# uplink, or the server's link), applied in the inet namespace to every
+# packet crossing the link, in each direction. This kernel has no netem (nor
+# fq/etf for the tstamp model): loss is an nftables rule (numgen random);
+# delay holds each packet in an NFQUEUE queue inside the kernel and
+# nfqdelay.py releases it DELAY ms later (README.md, "Delay and loss").
+# Lab-only: compose() does not carry them (the containers have no
+# impairments; see README.md).
+
+NFQDELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nfqdelay.py")
+LOSS_SCALE = 1000000     # loss resolution: parts per million
+IMPAIR_PRIORITY = -300   # before anything else in inet (iptables' filter is 0)
+
+
+def impair_links(p):
+    """{link name: inet's interface} of a plan: the sites' uplinks and the server's link."""
+    out = {}
+    for left, lif, right, _rif, _net in p["links"]:
+        if left == "inet":  # right: "server", or a site's router "ra" / "rb"
+            out["server" if right == "server" else right[1:]] = lif
+    return out
+
+
+def per_link(value, links, what, upper=None):
+    """value: None, a number for every site, or {link: number}; -> {link: float} of
+    the nonzero ones. links: the valid link names (impair_links)."""
+    if value is None:
+        return {}
+    d = dict(value) if isinstance(value, dict) else {k: value for k in links if k != "server"}
+    out = {}
+    for k, v in d.items():
+        if k not in links:
+            raise ValueError("%s: no link %r (have %s)" % (what, k, ", ".join(sorted(links))))
+        v = float(v)
+        if v < 0 or (upper is not None and v >= upper):
+            raise ValueError("%s of %s: %r out of range" % (what, k, v))
+        if v:
+            out[k] = v
+    return out
+
+
+def loss_rules(loss, links):
+    """nftables text for inet: drop each packet entering or leaving an
+    impaired link with its loss probability (each direction on its own)."""
+    out = ["# natkit lab: loss on inet's links", "table ip impair", "delete table ip impair",
+           "table ip impair {"]
+    for hook, dirs in (("forward", ("iifname", "oifname")), ("input", ("iifname",)),
+                       ("output", ("oifname",))):
+        out.append("\tchain %s {\n\t\ttype filter hook %s priority %d; policy accept;"
+                   % (hook, hook, IMPAIR_PRIORITY))
+        for link, p in sorted(loss.items()):
+            for d in dirs:
+                out.append("\t\t%s \"%s\" numgen random mod %d < %d counter drop"
+                           % (d, links[link], LOSS_SCALE, round(p * LOSS_SCALE)))
+        out.append("\t}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def delay_rules(delay, links):
+    """-> (iptables-restore text for inet, {queue number: ms}). A packet
+    forwarded from link L1 to L2 waits delay[L1] + delay[L2] in one queue
+    (one queue per distinct total, so each queue is FIFO); packets to or
+    from inet itself wait their one link's delay."""
+    queues = {}
+
+    def q(ms):
+        return queues.setdefault(ms, len(queues) + 1)
+
+    rules = []
+    for l1 in sorted(links):
+        for l2 in sorted(links):
+            ms = delay.get(l1, 0) + delay.get(l2, 0)
+            if l1 != l2 and ms:
+                rules.append("-A FORWARD -i %s -o %s -j NFQUEUE --queue-num %d"
+                             % (links[l1], links[l2], q(ms)))
+        if delay.get(l1):
+            rules.append("-A INPUT -i %s -j NFQUEUE --queue-num %d" % (links[l1], q(delay[l1])))
+            rules.append("-A OUTPUT -o %s -j NFQUEUE --queue-num %d" % (links[l1], q(delay[l1])))
+    text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    text += "".join(r + "\n" for r in rules) + "COMMIT\n"
+    return text, {n: ms for ms, n in queues.items()}
+
+
+# ---------------------------------------------------------------------------
 # The plan: namespaces, links, addresses and routes, derived from the
 # description. Used by Lab (ip netns) and by compose().
 
@@ -381,7 +468,11 @@ class Lab:
     also runs at exit and on SIGINT/SIGTERM/SIGHUP."""
 
     def __init__(self, site_a="port-restricted", site_b="port-restricted", hairpin=False,
-                 shared=False, run_id=None):
+                 shared=False, run_id=None, delay=None, loss=None):
+        """delay: one-way ms, loss: probability (0 <= p < 1), each either one
+        number for every site's uplink or a dict {link: value} with links
+        "a", "b" (the sites' uplinks) and "server"; applied to every packet
+        crossing the link, in each direction (see impair())."""
         for t in (site_a, site_b):
             if t not in NAT_TYPES:
                 raise ValueError("unknown NAT type %r (known: %s)" % (t, ", ".join(NAT_TYPES)))
@@ -397,6 +488,11 @@ class Lab:
         self._procs = []
         self._made = []
         self._closed = False
+        self.links = impair_links(self.plan)
+        self.delay = per_link(delay, self.links, "delay")
+        self.loss = per_link(loss, self.links, "loss", 1)
+        self._delayd = None
+        self._lossy = False
 
     # -- names and commands
     def ns(self, node):
@@ -444,6 +540,7 @@ class Lab:
             f.write("%d %s\n" % (os.getpid(), _proc_start(os.getpid())))
         try:
             self._build()
+            self._apply_impairments()
         except BaseException:
             self.close()
             raise
@@ -485,6 +582,49 @@ class Lab:
                 for k, v in SYSCTLS_CONNTRACK.items():
                     self.run(router, ["sysctl", "-q", "-w", "%s=%s" % (k, v)])
 
+    # -- delay and loss
+    def impair(self, delay=None, loss=None):
+        """Replace the lab's impairments (same forms as the constructor;
+        None: none) on a running lab."""
+        self.delay = per_link(delay, self.links, "delay")
+        self.loss = per_link(loss, self.links, "loss", 1)
+        self._apply_impairments()
+
+    def _apply_impairments(self):
+        if self.loss:
+            self.nft("inet", loss_rules(self.loss, self.links))
+        elif self._lossy:
+            self.nft("inet", "delete table ip impair\n")
+        self._lossy = bool(self.loss)
+        if self._delayd is not None:
+            # no rules while the delay line restarts: packets pass, none is stranded
+            self.run("inet", ["iptables-restore", "-w", "5"], input=delay_rules({}, self.links)[0])
+            self._delayd.terminate()
+            self._delayd.wait(timeout=5)
+            self._procs.remove(self._delayd)
+            self._delayd = None
+        if not self.delay:
+            return
+        text, queues = delay_rules(self.delay, self.links)
+        self._delayd = self.popen("inet", [sys.executable, NFQDELAY] +
+                                  ["%d:%g" % q for q in sorted(queues.items())],
+                                  stdout=subprocess.PIPE, text=True)
+        self._await_line(self._delayd, "nfqdelay ready", 10)
+        self.run("inet", ["iptables-restore", "-w", "5"], input=text)
+
+    @staticmethod
+    def _await_line(p, want, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([p.stdout], [], [], deadline - time.monotonic())[0]:
+                break
+            line = p.stdout.readline()
+            if not line:
+                break
+            if line.strip() == want:
+                return
+        raise RuntimeError("no %r within %g s (exit %s)" % (want, timeout, p.poll()))
+
     def close(self):
         if self._closed:
             return
@@ -519,6 +659,10 @@ class Lab:
             lines.append("site %s: %s%s, router public %s, LAN %s" % (
                 site, self.nat[site], " +hairpin" if self.hairpin_at[site] else "", self.router_ip[site],
                 self.plan["lan"][site]))
+        for what, d, unit in (("delay", self.delay, " ms one-way"), ("loss", self.loss, "")):
+            if d:
+                lines.append("%s: %s" % (what, ", ".join("%s %g%s" % (k, v, unit)
+                                                         for k, v in sorted(d.items()))))
         for h in sorted(self.host_ip):
             lines.append("host %s: %s (namespace %s)" % (h, self.host_ip[h], self.ns(h)))
         return "\n".join(lines)
@@ -615,6 +759,15 @@ def compose(site_a=None, site_b=None, hairpin=None):
 
 # ---------------------------------------------------------------------------
 
+def _link_args(items):
+    """["40"] -> 40.0 (every site); ["a=40", "server=5"] -> {"a": 40.0, "server": 5.0}."""
+    if not items:
+        return None
+    if len(items) == 1 and "=" not in items[0]:
+        return float(items[0])
+    return {k: float(v) for k, v in (i.split("=", 1) for i in items)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="lab.py", description="natkit NAT lab (network namespaces)")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -623,6 +776,10 @@ def main(argv=None):
     up.add_argument("--site-b", default="port-restricted", choices=list(NAT_TYPES))
     up.add_argument("--hairpin", action="store_true")
     up.add_argument("--shared", action="store_true", help="host b behind site a's NAT too")
+    up.add_argument("--delay", action="append", metavar="[LINK=]MS",
+                    help="one-way delay on a link (a, b, server; default both sites); repeatable")
+    up.add_argument("--loss", action="append", metavar="[LINK=]P",
+                    help="loss probability on a link (a, b, server; default both sites)")
     ru = sub.add_parser("rules", help="print a router's nftables ruleset")
     ru.add_argument("--nat", required=True, choices=list(NAT_TYPES))
     ru.add_argument("--site", default="a", choices=["a", "b"])
@@ -661,7 +818,8 @@ def main(argv=None):
         for n in names:
             print("removed", n)
         return 0
-    with Lab(a.site_a, a.site_b, a.hairpin, a.shared) as lab:
+    with Lab(a.site_a, a.site_b, a.hairpin, a.shared, delay=_link_args(a.delay),
+             loss=_link_args(a.loss)) as lab:
         print(lab.describe())
         print("ip netns exec %s bash   # a shell on host a; Ctrl-C here removes the lab" % lab.ns("a"))
         sys.stdout.flush()
