@@ -188,6 +188,53 @@ def sanitizer_clean(*procs):
         assert not bad, bad
 
 
+@test
+def listen_expose_over_tcp_serves_two_peers():
+    # one TCP connection, one allocation: two UDP peers, each its own
+    # session (a channel each on the shared relay) and its own echoes
+    import socket
+    import threading
+    svc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    svc.bind(("127.0.0.1", 0))
+    svc.settimeout(0.2)
+    stop = []
+
+    def echo():
+        while not stop:
+            try:
+                data, addr = svc.recvfrom(65535)
+            except socket.timeout:
+                continue
+            svc.sendto(b"echo:" + data, addr)
+    threading.Thread(target=echo, daemon=True).start()
+    pid = peer_id()
+    lst = Proc([NATCLIENT, "--json", "--server", url("tcp"), "listen", pid, "--expose",
+                "127.0.0.1:%d" % svc.getsockname()[1]], env=env())
+    lst.wait_line(r'"event":"registered"', timeout=15)
+    cons, apps = [], []
+    for k in range(2):
+        lport = harness.free_port()
+        con = Proc([NATCLIENT, "--json", "--server", url("udp"), "connect", pid, "--local",
+                    "127.0.0.1:%d" % lport], env=env())
+        connected(con)
+        app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        app.bind(("127.0.0.1", 0))
+        app.settimeout(5)
+        cons.append(con)
+        apps.append((app, lport))
+    for i in range(5):
+        for k, (app, lport) in enumerate(apps):
+            msg = b"peer %d datagram %d" % (k, i)
+            app.sendto(msg, ("127.0.0.1", lport))
+            data, _ = app.recvfrom(65535)
+            assert data == b"echo:" + msg, data
+    for k in range(2):
+        le = json.loads(lst.wait_line(r'"event":"connected".*"session":%d,' % k, timeout=5).string)
+        assert le["local_type"] == "relay", le
+    stop.append(1)
+    sanitizer_clean(*cons, lst)
+
+
 def run_fail(args, timeout=30):
     t0 = time.monotonic()
     r = subprocess.run([NATCLIENT] + args, env=env(), capture_output=True, text=True,
