@@ -286,6 +286,14 @@ def refused_tcp_is_a_clear_error():
 def unknown_scheme_is_a_usage_error():
     err, _ = run_fail(["--server", "sctp://127.0.0.1", "connect", "x"])
     assert "udp://, tcp:// or tls://" in err, err
+    # over TCP the relay is the only path: --relay never cannot work
+    r = subprocess.run([NATCLIENT, "--server", url("tcp"), "connect", "x", "--relay", "never"],
+                       env=env(), capture_output=True, text=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "exclude each other" in r.stderr, r
+    # discover measures UDP mappings: not over TCP
+    err, _ = run_fail(["--server", url("tcp"), "discover"])
+    assert "discover measures UDP" in err, err
 
 
 @test
