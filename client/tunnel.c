@@ -30,6 +30,7 @@
 #define FLOW_HDR 2
 
 #define MAX_SESSIONS_DEFAULT 16
+#define RECONNECT_S 30 /* listen over tcp://, tls://: a lost connection, tried again */
 
 struct session;
 
@@ -99,6 +100,10 @@ struct tunnel {
 	bool restart_waiting;      /* connect: the new offer waits for a refresh */
 	unsigned restarts;
 	bool stream_up;            /* tcp://, tls://: the relay was allocated */
+	bool reconnecting;         /* the connection was lost: a new one, until */
+	ev_tstamp reconnect_until;
+	unsigned reconnects;
+	ev_timer reopen;
 	ev_signal sigint, sigterm;
 	uint8_t buf[65536];
 };
@@ -107,6 +112,8 @@ struct tunnel {
 static bool over_stream(const struct tunnel *tn);
 static int open_stream(struct tunnel *tn);
 static int stream_gathered(struct tunnel *tn);
+static void stream_init(struct tunnel *tn);
+static void stream_cleanup(struct tunnel *tn);
 
 /* ---- events ---- */
 
@@ -1120,25 +1127,99 @@ static bool over_stream(const struct tunnel *tn)
 	return tn->o->transport != SETTINGS_UDP;
 }
 
+/* How long a lost connection is tried again: connect's --timeout, listen
+ * RECONNECT_S. */
+static unsigned reconnect_s(const struct tunnel *tn)
+{
+	if (tn->o->role == TUNNEL_CONNECT && tn->o->timeout_s > 0)
+		return (unsigned)tn->o->timeout_s;
+	return RECONNECT_S;
+}
+
 /* The connection carried the registration, the allocation and every
- * relayed path: all gone with it. */
+ * relayed path: all gone with it. A new connection (reopen_cb) gets a new
+ * allocation and registers or offers again, every second until
+ * reconnect_s() after the loss; then natclient gives up. */
 static void stream_closed(struct stun_client *c, int err, const char *why, void *arg)
 {
 	struct tunnel *tn = arg;
+	const char *tp = settings_transport_str(tn->o->transport);
 
 	(void)c;
 	(void)err;
 	if (tn->exit_code >= 0)
 		return;
-	if (!tn->stream_up) {
+	if (!tn->stream_up && !tn->reconnecting) {
 		fail(tn, "cannot reach the server %s: %s", tn->o->server_name, why);
 		return;
 	}
-	event(tn, "server-lost", "\"transport\":\"%s\",\"reason\":\"%s\"",
-	      settings_transport_str(tn->o->transport), why);
-	fail(tn, "the %s connection to the server %s is gone (%s): the session went with it "
-	     "(registration, relay, path); run natclient again", settings_transport_str(tn->o->transport),
-	     tn->o->server_name, why);
+	if (tn->stream_up) {
+		event(tn, "server-lost", "\"transport\":\"%s\",\"reason\":\"%s\","
+		      "\"reconnect_s\":%u", tp, why, reconnect_s(tn));
+		tn->stream_up = false;
+		tn->reconnecting = true;
+		tn->reconnect_until = ev_now(tn->loop) + reconnect_s(tn);
+		tn->restarting = tn->o->role == TUNNEL_CONNECT; /* no "disconnected" */
+	} else {
+		event(tn, "reconnect-failed", "\"reason\":\"%s\"", why);
+	}
+	if (ev_now(tn->loop) >= tn->reconnect_until) {
+		fail(tn, "the %s connection to the server %s is gone (%s) and did not come back "
+		     "within %u s: the session went with it (registration, relay, path)", tp,
+		     tn->o->server_name, why, reconnect_s(tn));
+		return;
+	}
+	ev_io_stop(tn->loop, &tn->in);
+	ev_timer_stop(tn->loop, &tn->reopen);
+	ev_timer_set(&tn->reopen, tn->reconnects ? 1.0 : 0., 0.);
+	ev_timer_start(tn->loop, &tn->reopen);
+}
+
+static int start(struct tunnel *tn);
+
+/* Everything that lived on the old connection goes: the agents (they hold
+ * the allocation), the allocation, the rendezvous, the stun_client. The
+ * --local and --expose sockets and their flows stay. */
+static void stream_teardown(struct tunnel *tn)
+{
+	for (unsigned i = 0; i < tn->n_sess; i++)
+		session_drop_ice(&tn->sess[i]);
+	turn_client_free(tn->turn);
+	tn->turn = NULL;
+	rdv_client_free(tn->rdv);
+	tn->rdv = NULL;
+	stun_client_free(tn->sc);
+	tn->sc = NULL;
+	tn->turn_done = tn->srflx_done = false;
+	tn->turn_status = 0;
+}
+
+static void reopen_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tunnel *tn = w->data;
+	int err;
+
+	(void)loop;
+	(void)revents;
+	tn->reconnects++;
+	event(tn, "reconnect", "\"attempt\":%u", tn->reconnects);
+	/* an ICE restart the old path's end scheduled: this one replaces it */
+	ev_timer_stop(tn->loop, &tn->restart);
+	stream_teardown(tn);
+	err = start(tn); /* a failed connection comes back through stream_closed */
+	if (err < 0 && tn->exit_code < 0 && !ev_is_active(&tn->reopen))
+		stream_closed(NULL, err, strerror(-err), tn);
+}
+
+static void stream_init(struct tunnel *tn)
+{
+	ev_timer_init(&tn->reopen, reopen_cb, 0., 0.);
+	tn->reopen.data = tn;
+}
+
+static void stream_cleanup(struct tunnel *tn)
+{
+	ev_timer_stop(tn->loop, &tn->reopen);
 }
 
 static int open_stream(struct tunnel *tn)
@@ -1156,6 +1237,8 @@ static int open_stream(struct tunnel *tn)
 	}
 	stun_client_set_closed(tn->sc, stream_closed, tn);
 	tn->popts.enabled = false; /* no UDP of ours to predict or probe */
+	if (tn->reconnects)
+		return 0;
 	event(tn, "transport", "\"transport\":\"%s\",\"server\":\"%s\",\"candidates\":"
 	      "\"relay only: over %s no host, server-reflexive or predicted candidates\"",
 	      settings_transport_str(tn->o->transport), tn->o->server_name,
@@ -1168,6 +1251,8 @@ static int stream_gathered(struct tunnel *tn)
 {
 	if (tn->exit_code >= 0)
 		return -ENOTCONN;
+	if (tn->reconnecting && tn->turn_status && tn->turn_status != -EACCES)
+		return -EAGAIN; /* the new connection failed: stream_closed retries */
 	if (tn->turn_status == -EACCES) {
 		fail(tn, "the server rejected user \"%s\" (401): check user and password "
 		     "(--config FILE, NATCLIENT_USER, NATCLIENT_PASSWORD)", tn->cred.user);
@@ -1179,6 +1264,9 @@ static int stream_gathered(struct tunnel *tn)
 		return -ENOTCONN;
 	}
 	tn->stream_up = true; /* from now on a closed connection is a lost session */
+	if (tn->reconnecting)
+		event(tn, "reconnected", "\"attempt\":%u", tn->reconnects);
+	tn->reconnecting = false;
 	return 0;
 }
 
@@ -1264,7 +1352,7 @@ static int start(struct tunnel *tn)
 	if (err < 0)
 		return err;
 	rdv_client_set_other(tn->rdv, other_cb, tn);
-	if (tn->o->has_local && (err = open_app(tn)) < 0)
+	if (tn->o->has_local && tn->app_fd < 0 && (err = open_app(tn)) < 0)
 		return err;
 	err = gather(tn);
 	if (err < 0)
@@ -1286,6 +1374,7 @@ static void cleanup(struct tunnel *tn)
 	ev_timer_stop(tn->loop, &tn->restart);
 	ev_signal_stop(tn->loop, &tn->sigint);
 	ev_signal_stop(tn->loop, &tn->sigterm);
+	stream_cleanup(tn);
 	predict_probe_free(&tn->probe);
 	for (unsigned i = 0; i < tn->n_sess; i++)
 		session_close(&tn->sess[i]);
@@ -1342,6 +1431,7 @@ int tunnel_run(const struct tunnel_opts *o)
 	tn->bday.data = tn;
 	ev_timer_init(&tn->restart, restart_cb, 0., 0.);
 	tn->restart.data = tn;
+	stream_init(tn);
 	ev_signal_init(&tn->sigint, signal_cb, SIGINT);
 	ev_signal_init(&tn->sigterm, signal_cb, SIGTERM);
 	tn->sigint.data = tn->sigterm.data = tn;

@@ -1,4 +1,5 @@
-/* turn_client: one TURN allocation over UDP (RFC 8656): Allocate with
+/* turn_client: one TURN allocation (a UDP relay, RFC 8656) reached over
+ * UDP, or over TCP/TLS when its stun_client is a stream (s3.1): Allocate with
  * long-term credentials, Refresh before the lifetime runs out,
  * CreatePermission and ChannelBind (kept fresh by timers), data to peers
  * as Send indications or ChannelData, data from peers out of Data

@@ -188,6 +188,53 @@ def sanitizer_clean(*procs):
         assert not bad, bad
 
 
+@test
+def listen_expose_over_tcp_serves_two_peers():
+    # one TCP connection, one allocation: two UDP peers, each its own
+    # session (a channel each on the shared relay) and its own echoes
+    import socket
+    import threading
+    svc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    svc.bind(("127.0.0.1", 0))
+    svc.settimeout(0.2)
+    stop = []
+
+    def echo():
+        while not stop:
+            try:
+                data, addr = svc.recvfrom(65535)
+            except socket.timeout:
+                continue
+            svc.sendto(b"echo:" + data, addr)
+    threading.Thread(target=echo, daemon=True).start()
+    pid = peer_id()
+    lst = Proc([NATCLIENT, "--json", "--server", url("tcp"), "listen", pid, "--expose",
+                "127.0.0.1:%d" % svc.getsockname()[1]], env=env())
+    lst.wait_line(r'"event":"registered"', timeout=15)
+    cons, apps = [], []
+    for k in range(2):
+        lport = harness.free_port()
+        con = Proc([NATCLIENT, "--json", "--server", url("udp"), "connect", pid, "--local",
+                    "127.0.0.1:%d" % lport], env=env())
+        connected(con)
+        app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        app.bind(("127.0.0.1", 0))
+        app.settimeout(5)
+        cons.append(con)
+        apps.append((app, lport))
+    for i in range(5):
+        for k, (app, lport) in enumerate(apps):
+            msg = b"peer %d datagram %d" % (k, i)
+            app.sendto(msg, ("127.0.0.1", lport))
+            data, _ = app.recvfrom(65535)
+            assert data == b"echo:" + msg, data
+    for k in range(2):
+        le = json.loads(lst.wait_line(r'"event":"connected".*"session":%d,' % k, timeout=5).string)
+        assert le["local_type"] == "relay", le
+    stop.append(1)
+    sanitizer_clean(*cons, lst)
+
+
 def run_fail(args, timeout=30):
     t0 = time.monotonic()
     r = subprocess.run([NATCLIENT] + args, env=env(), capture_output=True, text=True,
@@ -239,6 +286,14 @@ def refused_tcp_is_a_clear_error():
 def unknown_scheme_is_a_usage_error():
     err, _ = run_fail(["--server", "sctp://127.0.0.1", "connect", "x"])
     assert "udp://, tcp:// or tls://" in err, err
+    # over TCP the relay is the only path: --relay never cannot work
+    r = subprocess.run([NATCLIENT, "--server", url("tcp"), "connect", "x", "--relay", "never"],
+                       env=env(), capture_output=True, text=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "exclude each other" in r.stderr, r
+    # discover measures UDP mappings: not over TCP
+    err, _ = run_fail(["--server", url("tcp"), "discover"])
+    assert "discover measures UDP" in err, err
 
 
 @test
@@ -274,14 +329,19 @@ def server_gone_is_a_lost_session():
     lst = Proc([NATCLIENT, "--json", "--server", "127.0.0.1:%d" % port, "listen", pid],
                env=env(), stdin=subprocess.PIPE)
     lst.wait_line(r'"event":"registered"', timeout=15)
-    con = Proc([NATCLIENT, "--json", "--server", "tcp://127.0.0.1:%d" % port, "connect", pid],
-               env=env(), stdin=subprocess.PIPE)
+    con = Proc([NATCLIENT, "--json", "--server", "tcp://127.0.0.1:%d" % port, "connect", pid,
+                "--timeout", "3"], env=env(), stdin=subprocess.PIPE)
     connected(con)
     srv.stop()
     m = con.wait_line(r'"event":"server-lost"', timeout=10)
-    assert "closed" in json.loads(m.string)["reason"], m.string
-    con.wait_line(r'"event":"error".*is gone.*the session went with it', timeout=5)
+    t0 = time.monotonic()
+    lost = json.loads(m.string)
+    assert "closed" in lost["reason"] and lost["reconnect_s"] == 3, lost
+    # new connections are tried (refused: the server is gone) for --timeout
+    con.wait_line(r'"event":"reconnect-failed".*refused', timeout=5)
+    con.wait_line(r'"event":"error".*is gone.*did not come back within 3 s', timeout=10)
     assert con.p.wait(timeout=10) == 1
+    assert 2.5 < time.monotonic() - t0 < 6, time.monotonic() - t0
     sanitizer_clean(con, lst)
 
 

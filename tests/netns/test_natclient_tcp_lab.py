@@ -5,9 +5,11 @@ here, as a corporate firewall would), so natclient on b cannot even reach
 the server over UDP (shown first: it fails). With --server tcp:// (and
 tls://) its server flow runs over one TCP (TLS) connection, it offers its
 relayed candidate only, and the session with a listener at site a (on
-plain UDP) runs through the relay: data both ways, in both roles. When the
-firewall then silently drops TCP too, the session is reported lost after
-30 s. Needs root."""
+plain UDP) runs through the relay: data both ways, in both roles. A
+connection killed (reset) is replaced at once: connect offers again over a
+new relay, listen registers again. When the firewall silently drops TCP
+too, the loss shows after 30 s, and once TCP passes again natclient is
+back. Needs root."""
 import json
 import os
 import subprocess
@@ -70,16 +72,51 @@ def natclient(lab, node, server, *args):
     return p
 
 
+def wait_nth(proc, pattern, n, timeout):
+    """The n-th output line matching pattern (1-based), as JSON."""
+    import re
+    rx = re.compile(pattern)
+    end = time.monotonic() + timeout
+    while True:
+        hits = [l for l in proc.lines if rx.search(l)]
+        if len(hits) >= n:
+            return json.loads(hits[n - 1])
+        assert time.monotonic() < end, "no %d x /%s/:\n%s" % (n, pattern,
+                                                             "\n".join(proc.lines[-30:]))
+        proc._pump(0.2)
+
+
+def exchange(con, lst, tag):
+    for p, other, text in ((con, lst, "%s from con" % tag), (lst, con, "%s from lst" % tag)):
+        p.p.stdin.write(text.encode() + b"\n")
+        p.p.stdin.flush()
+        other.wait_line(r"^%s$" % text, timeout=10)
+
+
+def comes_back(con, lst, n):
+    """After server-lost: a new connection, a new relay, the n-th connected."""
+    con.wait_line(r'"event":"reconnected"', timeout=30)
+    ce = wait_nth(con, r'"event":"connected"', n, 20)
+    le = wait_nth(lst, r'"event":"connected"', n, 10)
+    assert ce["path"] == "relay" and le["path"] == "relay", (ce, le)
+    exchange(con, lst, "again%d" % n)
+    return ce
+
+
+def lst_id(lst):
+    return wait_nth(lst, r'"event":"registered"', 1, 1)["id"]
+
+
 def udp(port=PORT):
     return "%s:%d" % (S1, port)
 
 
-def session(lab, lst_node, lst_server, con_node, con_server, extra=(), keep=False):
+def session(lab, lst_node, lst_server, con_node, con_server, extra=(), keep=False, timeout=20):
     pid = "tcp-lab-%d" % (int(time.monotonic() * 1000) % 100000)
     lst = natclient(lab, lst_node, lst_server, *extra, "listen", pid)
     lst.wait_line(r'"event":"registered"', timeout=20)
     t0 = time.monotonic()
-    con = natclient(lab, con_node, con_server, *extra, "connect", pid, "--timeout", "20")
+    con = natclient(lab, con_node, con_server, *extra, "connect", pid, "--timeout", str(timeout))
     pat = r'"event":"connected"'
     ce = json.loads(con.wait_line(pat, timeout=25).string)
     took = time.monotonic() - t0
@@ -122,30 +159,60 @@ def udp_blocked_site_connects_over_tcp_and_tls():
             counters = lab.run("rb", ["nft", "list", "table", "inet", "nkl_block_udp"]).stdout
             assert "packets 0 " not in counters, counters  # the rule did drop b's UDP
             # over TCP: a's listener stays on UDP and sees b's relay
-            ce, le, con = session(lab, "a", udp(), "b", "tcp://" + udp())
+            ce, le, con, lst = session(lab, "a", udp(), "b", "tcp://" + udp(), keep=True)
             assert ce["local_type"] == "relay" and le["remote_type"] == "relay", (ce, le)
             cands = [json.loads(l)["type"] for l in con.lines if '"event":"candidate"' in l]
             assert cands == ["relay"], cands
+            # the connection is killed (a reset, as a proxy or firewall may):
+            # natclient connects again, allocates again, offers again
+            lab.run("b", ["ss", "-K", "dst", S1, "dport", "=", ":%d" % PORT])
+            t0 = time.monotonic()
+            lost = json.loads(con.wait_line(r'"event":"server-lost"', timeout=10).string)
+            ce2 = comes_back(con, lst, 2)
+            assert ce2["local"] != ce["local"], (ce, ce2)  # a new allocation
+            print("  b's TCP connection killed (%s): connected again over a new relay in "
+                  "%.2f s" % (lost["reason"], time.monotonic() - t0))
+            for p in (con, lst):
+                p.stop()
             # the reverse roles: b listens over TCP, a connects over UDP
-            ce, le, _ = session(lab, "b", "tcp://" + udp(), "a", udp())
+            ce, le, con, lst = session(lab, "b", "tcp://" + udp(), "a", udp(), keep=True)
             assert le["local_type"] == "relay" and ce["remote_type"] == "relay", (ce, le)
+            # the listener's connection killed: it registers again over a new
+            # one and a new connect from a gets through
+            con.stop()
+            lab.run("b", ["ss", "-K", "dst", S1, "dport", "=", ":%d" % PORT])
+            lst.wait_line(r'"event":"server-lost"', timeout=10)
+            wait_nth(lst, r'"event":"registered"', 2, 30)
+            con = natclient(lab, "a", udp(), "connect", lst_id(lst), "--timeout", "20")
+            ce = json.loads(con.wait_line(r'"event":"connected"', timeout=25).string)
+            le = wait_nth(lst, r'"event":"connected"', 2, 10)
+            assert ce["path"] == "relay" and le["local_type"] == "relay", (ce, le)
+            exchange(con, lst, "relisten")
+            print("  b's listening TCP connection killed: registered again, a connects")
+            for p in (con, lst):
+                p.stop()
             # TLS (the certificate checked against its CA and the name); then
             # the firewall drops TCP too, silently (no FIN, no RST): the data
             # left unacknowledged (consent checks, keepalives) times the
-            # connection out (30 s) and the session is reported lost
+            # connection out (30 s) and the session is reported lost; once
+            # TCP passes again, natclient is back
             _, _, con, lst = session(lab, "a", udp(), "b", "tls://%s:%d" % (S1, TLS_PORT),
-                                     extra=("--ca", CERT), keep=True)
-            lab.nft("rb", "add rule inet nkl_block_udp block meta l4proto tcp drop\n")
+                                     extra=("--ca", CERT), keep=True, timeout=60)
+            lab.nft("rb", BLOCK_UDP.replace("udp", "tcp"))
             t0 = time.monotonic()
             m = con.wait_line(r'"event":"server-lost"', timeout=70)
             reason = json.loads(m.string)["reason"]
             print("  TCP under TLS dropped silently: server-lost after %.1f s: %s"
                   % (time.monotonic() - t0, reason))
             assert "timed out" in reason and "30 s" in reason, reason
-            assert con.p.wait(timeout=10) == 1
+            lab.run("rb", ["nft", "delete", "table", "inet", "nkl_block_tcp"])
+            t0 = time.monotonic()
+            comes_back(con, lst, 2)
+            print("  TCP passes again: connected again in %.1f s" % (time.monotonic() - t0))
             for p in (con, lst):
                 p.stop()
-                assert not [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+                bad = [l for l in p.lines if "Sanitizer" in l or "runtime error" in l]
+                assert not bad, "\n".join(p.lines[-60:])
         finally:
             log.close()
 
