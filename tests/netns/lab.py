@@ -190,8 +190,12 @@ def router_rules(site, nat, hairpin):
     out.append("\t}")
     # Outbound (and hairpinned: from the LAN back into the LAN).
     out.append("\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;")
-    for st in _snat_stmts(site, nat, pub):
-        out.append("\t\tip saddr %s oifname { \"wan\", \"lan\" } %s %s" % (lan, tcpudp, st))
+    # Back into the LAN only what `pre` hairpinned (ct status dnat): traffic
+    # between two hosts of a shared LAN is bridged, and the bridge hands it
+    # to these hooks too (br_netfilter), but a NAT never sees it.
+    for oif in ("oifname \"wan\"", "oifname \"lan\" ct status dnat"):
+        for st in _snat_stmts(site, nat, pub):
+            out.append("\t\tip saddr %s %s %s %s" % (lan, oif, tcpudp, st))
     out.append("\t\tip saddr %s oifname \"wan\" snat ip to %s" % (lan, pub))
     out.append("\t}")
     # Record every outbound mapping after NAT chose it (reply tuple = mapped).

@@ -3,6 +3,7 @@
 listen ID` on host a, `natclient connect ID` on host b, a line each way
 through stdin/stdout. Shared by test_connect_matrix.py and
 test_symmetric_traversal.py. Python 3 stdlib only; needs root."""
+import contextlib
 import json
 import os
 import subprocess
@@ -51,6 +52,19 @@ def natclient(lab, host, args, pre=()):
              stdin=subprocess.PIPE)
     lab._procs.append(p.p)
     return p
+
+
+@contextlib.contextmanager
+def client_config(text):
+    """A natclient config file holding text, for the time of the with block;
+    -> ("--config", its path), natclient's global options (pre)."""
+    f = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
+    try:
+        f.write(text)
+        f.flush()
+        yield ("--config", f.name)
+    finally:
+        f.close()
 
 
 def _say(proc, text):

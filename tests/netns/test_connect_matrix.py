@@ -80,7 +80,8 @@ EXPECTED = {
     "symmetric-random":   {"symmetric-random": R, "symmetric-sequential": R},
     "symmetric-sequential": {"symmetric-sequential": P},
 }
-SHARED = [("port-restricted", D), ("symmetric-random", D)]  # hairpin on, both behind site a
+SHARED = [("port-restricted", D), ("symmetric-random", D),
+          ("symmetric-sequential", D)]  # hairpin on, both behind site a
 
 
 def cases():

@@ -35,7 +35,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -144,14 +143,9 @@ def birthday_hit_after_the_relay_fallback():
     # relay-fallback 0.2 s: the relay carries the session before the hit
     # (the birthday starts 0.4 s into the checks); the hit's path then takes
     # over (a second connected event)
-    conf = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
-    conf.write("relay-fallback = 0.2\n")
-    conf.flush()
-    try:
+    with natpair.client_config("relay-fallback = 0.2\n") as pre:
         trials("port-restricted <- sym-rnd, relay-fallback 0.2 s", "port-restricted",
-               "symmetric-random", "predicted", pre=("--config", conf.name))
-    finally:
-        conf.close()
+               "symmetric-random", "predicted", pre=pre)
 
 
 @test
@@ -204,15 +198,10 @@ def sequential_listener_serves_session_after_session():
 
 @test
 def both_random_go_to_the_relay_in_time():
-    conf = tempfile.NamedTemporaryFile("w", prefix="nkl-natclient-", suffix=".conf")
-    conf.write("relay-fallback = 0.3\n")
-    conf.flush()
-    try:
+    with natpair.client_config("relay-fallback = 0.3\n") as pre:
         _, ms = trials("sym-rnd <- sym-rnd, relay-fallback 0.3 s", "symmetric-random",
-                       "symmetric-random", "relay", settle=0, pre=("--config", conf.name))
-        assert max(ms) < 1200, ms  # no time spent on guesses
-    finally:
-        conf.close()
+                       "symmetric-random", "relay", settle=0, pre=pre)
+    assert max(ms) < 1200, ms  # no time spent on guesses
 
 
 @test
