@@ -114,6 +114,8 @@ def lab_case(server=start_coturn, **kw):
                 check(lab, site, res[site])
         finally:
             log.close()
+    if os.path.exists(log.name + ".pid"):  # coturn's --pidfile, once the lab stopped it
+        os.unlink(log.name + ".pid")
 
 
 @test

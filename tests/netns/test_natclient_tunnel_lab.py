@@ -36,9 +36,13 @@ def start_stund(lab):
                 "metrics-listen = off\nrealm = natkit.lab\nuser = alice:s3cret\n"
                 % (S1, S2, PORT, PORT + 1, S1))
     log = tempfile.NamedTemporaryFile(prefix="nkl-stund-", suffix=".log")
-    lab.popen("server", [STUND, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
-    r = lab.run("server", ["python3", PROBE, "wait", "%s:%d" % (S1, PORT), "--timeout", "10"])
-    assert json.loads(r.stdout.strip().splitlines()[-1])["ready"], "stund not ready"
+    try:
+        lab.popen("server", [STUND, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+        r = lab.run("server", ["python3", PROBE, "wait", "%s:%d" % (S1, PORT), "--timeout", "10"])
+        assert json.loads(r.stdout.strip().splitlines()[-1])["ready"], "stund not ready"
+    finally:  # read at start-up (and on SIGHUP, which nothing sends here)
+        os.unlink(conf)
+        os.rmdir(d)
     return log
 
 
