@@ -23,35 +23,54 @@ static void set_port(stun_sockaddr *a, uint16_t port)
 static void probe_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
 	struct predict_probe *p = arg;
-	uint16_t ports[2];
 
 	(void)c;
 	p->done = true;
-	if (r->status != STUN_TXN_SUCCESS || !stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS))
-		return;
-	ports[0] = p->first;
-	ports[1] = p->last = port_of(&r->msg->xor_mapped);
-	p->alloc = predict_classify(ports, 2, &p->delta);
+	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS))
+		p->ports[p->n_ports++] = port_of(&r->msg->xor_mapped);
 }
 
-int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
-		      const stun_sockaddr *other, uint16_t first)
+/* One Binding from the session's socket to dest; its mapped port goes to
+ * p->ports[]. 0, or -EHOSTUNREACH without an answer. */
+static int probe_one(struct predict_probe *p, const stun_sockaddr *dest)
 {
 	static const struct stun_rto rto = { 250, 3, 4 };
-	struct stun_request req = { .method = STUN_METHOD_BINDING, .dest = *other, .rto = &rto,
+	struct stun_request req = { .method = STUN_METHOD_BINDING, .dest = *dest, .rto = &rto,
 				    .fingerprint = true, .cb = probe_cb, .arg = p };
-	struct ev_loop *loop = stun_client_loop(sc);
+	unsigned n = p->n_ports;
 	int err;
 
-	memset(p, 0, sizeof(*p));
-	p->first = first;
-	p->sc = sc;
-	err = stun_client_request(sc, &req, NULL);
+	p->done = false;
+	err = stun_client_request(p->sc, &req, NULL);
 	if (err < 0)
 		return err;
 	while (!p->done)
-		ev_run(loop, EVRUN_ONCE);
-	return p->alloc == PREDICT_ALLOC_UNKNOWN ? -EHOSTUNREACH : 0;
+		ev_run(stun_client_loop(p->sc), EVRUN_ONCE);
+	return p->n_ports > n ? 0 : -EHOSTUNREACH;
+}
+
+int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
+		      const stun_sockaddr *server, const stun_sockaddr *other, uint16_t first)
+{
+	stun_sockaddr third = *server;
+
+	memset(p, 0, sizeof(*p));
+	p->sc = sc;
+	p->first = first;
+	p->ports[p->n_ports++] = first;
+	if (probe_one(p, other) < 0)
+		return -EHOSTUNREACH;
+	/* A third port, towards the server's IP on the other's port: two
+	 * random ports can fall within PREDICT_MAX_DELTA of each other, three
+	 * in a constant step hardly. The same port as towards the server
+	 * itself: the mapping depends on the address only (RFC 4787 s4.1);
+	 * then the two samples across addresses are what there is. */
+	set_port(&third, port_of(other));
+	if (p->ports[1] != first && probe_one(p, &third) == 0 && p->ports[2] == first)
+		p->n_ports = 2;
+	p->last = p->ports[p->n_ports - 1];
+	p->alloc = predict_classify(p->ports, p->n_ports, &p->delta);
+	return 0;
 }
 
 static void fresh_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)

@@ -1,6 +1,7 @@
 /* predict_probe: prediction on the session's own socket. After the
- * Binding to the server, a second Binding to the server's OTHER-ADDRESS
- * (RFC 5780 s7.2; a different IP and port) shows whether the NAT gives a
+ * Binding to the server, Bindings to the server's OTHER-ADDRESS (RFC 5780
+ * s7.2; a different IP and port) and to its IP on the other port show
+ * whether the NAT gives a
  * new port per destination and how it picks it (predict_classify); when
  * sequential, the next ports become predicted candidates of the ICE
  * session, and optionally low-TTL datagrams to the peer's addresses open
@@ -19,7 +20,9 @@
 struct predict_probe {
 	enum predict_alloc alloc;
 	int delta;
-	uint16_t first, last;      /* mapped ports: towards the server, its other address */
+	uint16_t first, last;      /* mapped ports: towards the server, the last probe */
+	uint16_t ports[3];         /* all: server, OTHER-ADDRESS, server IP + other port */
+	unsigned n_ports;
 	bool done;
 	unsigned n_pred;           /* predicted candidates added */
 	struct stun_client *sc;    /* borrowed, from predict_probe_run() */
@@ -31,10 +34,13 @@ struct predict_probe {
 	void *fresh_arg;
 };
 
-/* Bind to other from sc and wait (on sc's loop) for the answer or about
- * 1 s; first is the mapped port the server itself saw. Sets p->alloc. */
+/* Bind from sc to other (the server's OTHER-ADDRESS), then to the
+ * server's IP on other's port, waiting (on sc's loop) for each answer or
+ * about 1 s; first is the mapped port the server itself saw. Sets
+ * p->alloc from the mapped ports (predict_classify: a constant step over
+ * three, or two when the mapping depends on the address only). */
 int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
-		      const stun_sockaddr *other, uint16_t first);
+		      const stun_sockaddr *server, const stun_sockaddr *other, uint16_t first);
 /* Sequential and stale (an ICE session's checks and punches made new
  * mappings since the probe, so the NAT's next port moved on): a Binding
  * from a new socket to server shows the port the NAT gave last, which

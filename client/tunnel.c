@@ -747,19 +747,30 @@ static void binding_cb(struct stun_client *c, const struct stun_txn_result *r, v
 	}
 }
 
+static void ports_json(char *b, size_t cap, const uint16_t *p, unsigned n)
+{
+	size_t l = 0;
+
+	b[0] = 0;
+	for (unsigned i = 0; i < n && l < cap; i++)
+		l += (size_t)snprintf(b + l, cap - l, "%s%u", i ? "," : "", p[i]);
+}
+
 /* Symmetric NATs: how the NAT allocates ports, for predicted candidates. */
 static void probe(struct tunnel *tn)
 {
 	const struct predict_probe *p = &tn->probe;
+	char ports[PREDICT_MAX_WINDOW * 6 + 1];
 
 	if (!tn->popts.enabled || !tn->has_other || tn->o->relay == TUNNEL_RELAY_ALWAYS)
 		return;
-	if (predict_probe_run(&tn->probe, tn->sc, &tn->other,
+	if (predict_probe_run(&tn->probe, tn->sc, &tn->o->server, &tn->other,
 			      ntohs(tn->srflx.sa.sa_family == AF_INET6 ? tn->srflx.in6.sin6_port
 							       : tn->srflx.in4.sin_port)) < 0)
 		return;
-	event(tn, "allocation", "\"pattern\":\"%s\",\"ports\":[%u,%u],\"delta\":%d",
-	      predict_alloc_str(p->alloc), p->first, p->last, p->delta);
+	ports_json(ports, sizeof(ports), p->ports, p->n_ports);
+	event(tn, "allocation", "\"pattern\":\"%s\",\"ports\":[%s],\"delta\":%d",
+	      predict_alloc_str(p->alloc), ports, p->delta);
 }
 
 static int gather(struct tunnel *tn)
@@ -940,14 +951,6 @@ static void birthday_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		      tn->popts.packets, tn->popts.ms);
 }
 
-static void ports_json(char *b, size_t cap, const uint16_t *p, unsigned n)
-{
-	size_t l = 0;
-
-	b[0] = 0;
-	for (unsigned i = 0; i < n && l < cap; i++)
-		l += (size_t)snprintf(b + l, cap - l, "%s%u", i ? "," : "", p[i]);
-}
 
 /* Before the checks: the crossing punch (both sides sequential), then the
  * low-TTL and birthday-flag datagrams (client/predict_probe.h). */

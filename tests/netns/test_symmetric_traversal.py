@@ -40,6 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import lab as labmod  # noqa: E402
 import natpair  # noqa: E402
 from lab import Lab  # noqa: E402
 from harness import test, run_tests  # noqa: E402
@@ -97,6 +98,32 @@ def trials(name, site_a, site_b, want, extra=(), settle=3.0, pre=(), need=1):
     sys.stdout.flush()
     assert ok >= need, "%s: no trial of %d reached path %s (%s)" % (name, TRIALS, want, paths)
     return ok, ms
+
+
+def allocation(lines):
+    return next(json.loads(l) for l in lines if '"event":"allocation"' in l)
+
+
+@test
+def allocation_pattern_from_three_ports():
+    # each side's port pattern: the mapped ports towards the server, its
+    # OTHER-ADDRESS and the server's IP on the other port; two random ports
+    # may lie within the sequential step bound, three in one step hardly
+    with Lab(site_a="symmetric-sequential", site_b="symmetric-random") as lab:
+        natpair.start_stund(lab)
+        r = natpair.session(lab, timeout=20, settle=0)
+    a, b = allocation(r["lst_lines"]), allocation(r["con_lines"])
+    print("  sym-seq: %s %s, delta %d; sym-rnd: %s %s"
+          % (a["pattern"], a["ports"], a["delta"], b["pattern"], b["ports"]))
+    base, delta, _ = labmod.seq_params("a")
+    assert a["pattern"] == "sequential" and a["delta"] == delta, a
+    assert a["ports"] == [base, base + delta, base + 2 * delta], a
+    assert b["pattern"] == "random" and len(set(b["ports"])) == 3, b
+    with Lab(site_a="port-restricted", site_b="none") as lab:
+        natpair.start_stund(lab)
+        r = natpair.session(lab, timeout=20, settle=0)
+    a = allocation(r["lst_lines"])
+    assert a["pattern"] == "endpoint-independent" and len(a["ports"]) == 2, a
 
 
 @test
