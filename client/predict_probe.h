@@ -1,11 +1,11 @@
 /* predict_probe: prediction on the session's own socket. After the
  * Binding to the server, Bindings to the server's OTHER-ADDRESS (RFC 5780
  * s7.2; a different IP and port) and to its IP on the other port show
- * whether the NAT gives a
- * new port per destination and how it picks it (predict_classify); when
- * sequential, the next ports become predicted candidates of the ICE
- * session, and optionally low-TTL datagrams to the peer's addresses open
- * the local NAT's mappings towards it before its checks arrive. */
+ * whether the NAT gives a new port per destination and how it picks it
+ * (predict_classify); when sequential, the next ports become predicted
+ * candidates of the ICE session, and optionally low-TTL datagrams to the
+ * peer's addresses open the local NAT's mappings towards it before its
+ * checks arrive. */
 #ifndef NATCLIENT_PREDICT_PROBE_H
 #define NATCLIENT_PREDICT_PROBE_H
 
