@@ -84,8 +84,12 @@ class Proc:
         self._buf = b""
 
     def _pump(self, timeout):
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        if not r:
+        if self.p.stdout.closed:
+            return None
+        # poll, not select: a long run may hold descriptors above FD_SETSIZE
+        pl = select.poll()
+        pl.register(self.p.stdout, select.POLLIN)
+        if not pl.poll(max(0, timeout) * 1000.0):
             return False
         chunk = os.read(self.p.stdout.fileno(), 65536)
         if not chunk:
@@ -134,6 +138,12 @@ class Proc:
             self.p.kill()
             self.p.wait()
         self.drain()
+        for f in (self.p.stdout, self.p.stdin, self.p.stderr):
+            if f and not f.closed:
+                try:
+                    f.close()  # the pipes go with the process
+                except OSError:  # stdin: what was left unsent has nowhere to go
+                    pass
         return self.p.returncode
 
 
