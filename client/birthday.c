@@ -164,10 +164,7 @@ static void easy_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		uint16_t port = predict_rand_port(&b->rnd);
 		if (!port)
 			break;
-		if (to.sa.sa_family == AF_INET)
-			to.in4.sin_port = htons(port);
-		else
-			to.in6.sin6_port = htons(port);
+		stun_sockaddr_set_port(&to, port);
 		stun_client_send(b->sc, &to, marker, sizeof(marker));
 	}
 	if (predict_budget_done(&b->budget, now_ms(loop)))

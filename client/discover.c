@@ -237,10 +237,7 @@ static stun_sockaddr with_port(const stun_sockaddr *a, uint16_t port)
 {
 	stun_sockaddr r = *a;
 
-	if (r.sa.sa_family == AF_INET6)
-		r.in6.sin6_port = htons(port);
-	else
-		r.in4.sin_port = htons(port);
+	stun_sockaddr_set_port(&r, port);
 	return r;
 }
 

@@ -155,14 +155,6 @@ unsigned predict_cross_window(uint16_t self_last, int self_delta, unsigned self_
 	return window;
 }
 
-static void set_port(stun_sockaddr *a, uint16_t port)
-{
-	if (a->sa.sa_family == AF_INET6)
-		a->in6.sin6_port = htons(port);
-	else
-		a->in4.sin_port = htons(port);
-}
-
 unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *base,
 			    const stun_sockaddr *server, uint16_t last, int delta,
 			    unsigned window, struct ice_cand *out)
@@ -176,7 +168,7 @@ unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *bas
 		c->type = ICE_CAND_PREDICTED;
 		c->component = 1;
 		c->addr = *srflx;
-		set_port(&c->addr, ports[k]);
+		stun_sockaddr_set_port(&c->addr, ports[k]);
 		c->base = *base;
 		c->server = *server;
 		/* RFC 8445 s5.1.2.1: local preference falls with each guess */
@@ -188,11 +180,6 @@ unsigned predict_candidates(const stun_sockaddr *srflx, const stun_sockaddr *bas
 		snprintf(c->foundation + fl, ICE_FOUNDATION_MAX - fl, "p%u", k);
 	}
 	return n;
-}
-
-static uint16_t port_of(const stun_sockaddr *a)
-{
-	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
 }
 
 unsigned predict_peer_window(const struct ice_cand *c, unsigned n, uint16_t *last, int *delta)
@@ -215,7 +202,7 @@ unsigned predict_peer_window(const struct ice_cand *c, unsigned n, uint16_t *las
 	}
 	if (!count)
 		return 0;
-	d = g[1] ? (long)port_of(&g[1]->addr) - (long)port_of(&g[0]->addr) : 1;
+	d = g[1] ? (long)stun_sockaddr_port(&g[1]->addr) - (long)stun_sockaddr_port(&g[0]->addr) : 1;
 	/* the window may wrap from 65535 to PREDICT_PORT_MIN */
 	if (d > PREDICT_MAX_DELTA)
 		d -= PORTS;
@@ -224,7 +211,7 @@ unsigned predict_peer_window(const struct ice_cand *c, unsigned n, uint16_t *las
 	if (!d || d > PREDICT_MAX_DELTA || d < -PREDICT_MAX_DELTA)
 		return 0;
 	*delta = (int)d;
-	*last = wrap((long)port_of(&g[0]->addr) - d);
+	*last = wrap((long)stun_sockaddr_port(&g[0]->addr) - d);
 	return count;
 }
 

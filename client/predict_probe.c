@@ -7,19 +7,6 @@
 #include <sys/socket.h>
 #include <ev.h>
 
-static uint16_t port_of(const stun_sockaddr *a)
-{
-	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
-}
-
-static void set_port(stun_sockaddr *a, uint16_t port)
-{
-	if (a->sa.sa_family == AF_INET6)
-		a->in6.sin6_port = htons(port);
-	else
-		a->in4.sin_port = htons(port);
-}
-
 static void probe_cb(struct stun_client *c, const struct stun_txn_result *r, void *arg)
 {
 	struct predict_probe *p = arg;
@@ -27,7 +14,7 @@ static void probe_cb(struct stun_client *c, const struct stun_txn_result *r, voi
 	(void)c;
 	p->done = true;
 	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS))
-		p->ports[p->n_ports++] = port_of(&r->msg->xor_mapped);
+		p->ports[p->n_ports++] = stun_sockaddr_port(&r->msg->xor_mapped);
 }
 
 /* One Binding from the session's socket to dest; its mapped port goes to
@@ -65,7 +52,7 @@ int predict_probe_run(struct predict_probe *p, struct stun_client *sc,
 	 * in a constant step hardly. The same port as towards the server
 	 * itself: the mapping depends on the address only (RFC 4787 s4.1);
 	 * then the two samples across addresses are what there is. */
-	set_port(&third, port_of(other));
+	stun_sockaddr_set_port(&third, stun_sockaddr_port(other));
 	if (p->ports[1] != first && probe_one(p, &third) == 0 && p->ports[2] == first)
 		p->n_ports = 2;
 	p->last = p->ports[p->n_ports - 1];
@@ -81,7 +68,7 @@ static void fresh_cb(struct stun_client *c, const struct stun_txn_result *r, voi
 	if (r->status == STUN_TXN_CANCELLED)
 		return;
 	if (r->status == STUN_TXN_SUCCESS && stun_msg_has(r->msg, STUN_ATTR_XOR_MAPPED_ADDRESS)) {
-		p->last = port_of(&r->msg->xor_mapped);
+		p->last = stun_sockaddr_port(&r->msg->xor_mapped);
 		p->stale = false;
 	}
 	p->fresh = NULL;
@@ -105,7 +92,7 @@ int predict_probe_refresh(struct predict_probe *p, const stun_sockaddr *server,
 	if (p->fresh) /* one in flight: its answer serves this caller too */
 		return 1;
 	bind_addr = *stun_client_bound(p->sc);
-	set_port(&bind_addr, 0);
+	stun_sockaddr_set_port(&bind_addr, 0);
 	err = stun_client_open(stun_client_loop(p->sc), &bind_addr, &p->fresh);
 	if (err < 0)
 		return err;
@@ -126,7 +113,7 @@ static unsigned add_flag(struct predict_probe *p, struct ice *ice, const stun_so
 	struct ice_cand c = { .type = ICE_CAND_PREDICTED, .component = 1 };
 
 	c.addr = *srflx;
-	set_port(&c.addr, p->last);
+	stun_sockaddr_set_port(&c.addr, p->last);
 	c.base = *stun_client_local(p->sc);
 	c.server = *server;
 	ice_cand_finish(&c, 0);
@@ -186,7 +173,7 @@ unsigned predict_probe_cross(const struct predict_probe *p, struct ice *ice, int
 				 n < p->n_pred ? n : p->n_pred, to, from);
 	dest = g->addr;
 	for (unsigned i = 0; i < n; i++) {
-		set_port(&dest, to[i]);
+		stun_sockaddr_set_port(&dest, to[i]);
 		if (punch(fd, &dest, o->ttl) == 0)
 			sent++;
 	}

@@ -765,8 +765,7 @@ static void probe(struct tunnel *tn)
 	if (!tn->popts.enabled || !tn->has_other || tn->o->relay == TUNNEL_RELAY_ALWAYS)
 		return;
 	if (predict_probe_run(&tn->probe, tn->sc, &tn->o->server, &tn->other,
-			      ntohs(tn->srflx.sa.sa_family == AF_INET6 ? tn->srflx.in6.sin6_port
-							       : tn->srflx.in4.sin_port)) < 0)
+			      stun_sockaddr_port(&tn->srflx)) < 0)
 		return;
 	ports_json(ports, sizeof(ports), p->ports, p->n_ports);
 	event(tn, "allocation", "\"pattern\":\"%s\",\"ports\":[%s],\"delta\":%d",

@@ -305,6 +305,7 @@ const char *stun_error_reason(uint16_t code);
 int stun_sockaddr_family(const stun_sockaddr *a); /* AF_INET / AF_INET6 */
 socklen_t stun_sockaddr_len(const stun_sockaddr *a);
 uint16_t stun_sockaddr_port(const stun_sockaddr *a);
+void stun_sockaddr_set_port(stun_sockaddr *a, uint16_t port);
 bool stun_sockaddr_equal(const stun_sockaddr *a, const stun_sockaddr *b); /* ip + port */
 /* "1.2.3.4:5" or "[::1]:5"; returns buf. */
 char *stun_sockaddr_str(const stun_sockaddr *a, char *buf, size_t cap);

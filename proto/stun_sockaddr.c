@@ -30,6 +30,14 @@ uint16_t stun_sockaddr_port(const stun_sockaddr *a)
 	return 0;
 }
 
+void stun_sockaddr_set_port(stun_sockaddr *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET6)
+		a->in6.sin6_port = htons(port);
+	else if (a->sa.sa_family == AF_INET)
+		a->in4.sin_port = htons(port);
+}
+
 bool stun_sockaddr_equal(const stun_sockaddr *a, const stun_sockaddr *b)
 {
 	if (a->sa.sa_family != b->sa.sa_family)

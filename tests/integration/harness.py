@@ -8,6 +8,7 @@
   non-zero on the first failure.
 """
 import atexit
+import json
 import os
 import random
 import re
@@ -18,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -145,6 +147,40 @@ class Proc:
                 except OSError:  # stdin: what was left unsent has nowhere to go
                     pass
         return self.p.returncode
+
+
+def json_events(proc):
+    """The JSON objects among proc's output lines (natclient --json)."""
+    out = []
+    for line in proc.lines:
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def udp_echo_service():
+    """A UDP service on 127.0.0.1 that answers each datagram with "echo:"
+    and the datagram, in a thread. -> (port, stop, sources): append to the
+    list stop to end it; sources collects the addresses it heard from."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    stop = []
+    sources = set()
+
+    def run():
+        while not stop:
+            try:
+                data, addr = s.recvfrom(65535)
+            except socket.timeout:
+                continue
+            sources.add(addr)
+            s.sendto(b"echo:" + data, addr)
+    threading.Thread(target=run, daemon=True).start()
+    return s.getsockname()[1], stop, sources
 
 
 class Stund(Proc):

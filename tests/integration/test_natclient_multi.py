@@ -7,12 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import NATCLIENT, Proc, test, run_tests  # noqa: E402
+from harness import NATCLIENT, Proc, udp_echo_service, test, run_tests  # noqa: E402
 from turnlib import turn_server  # noqa: E402
 
 SRV = {}
@@ -30,23 +29,6 @@ def env():
                 NATCLIENT_SERVER=server())
 
 
-def echo_service():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(0.2)
-    stop = []
-    sources = set()
-
-    def run():
-        while not stop:
-            try:
-                data, addr = s.recvfrom(65535)
-            except socket.timeout:
-                continue
-            sources.add(addr)
-            s.sendto(b"echo:" + data, addr)
-    threading.Thread(target=run, daemon=True).start()
-    return s.getsockname()[1], stop, sources
 
 
 def app_socket():
@@ -58,7 +40,7 @@ def app_socket():
 
 @test
 def two_peers_at_once_third_declined():
-    port, stop, sources = echo_service()
+    port, stop, sources = udp_echo_service()
     conf = os.path.join(harness.tmpdir(), "multi.conf")
     with open(conf, "w") as f:
         f.write("max-sessions = 2\n")

@@ -13,14 +13,12 @@ are gone (the peers it no longer uses are released)."""
 import json
 import os
 import socket
-import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import NATCLIENT, Proc, Stund, test, run_tests  # noqa: E402
+from harness import NATCLIENT, Proc, Stund, udp_echo_service, test, run_tests  # noqa: E402
 import stund_helpers as sh  # noqa: E402
 
 SRV = {}
@@ -60,23 +58,6 @@ def wait_turn_metric(name, want, timeout=5.0):
                           lambda v: v == want, timeout)
 
 
-def echo_service():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(0.2)
-    stop = []
-    sources = set()
-
-    def run():
-        while not stop:
-            try:
-                data, addr = s.recvfrom(65535)
-            except socket.timeout:
-                continue
-            sources.add(addr)
-            s.sendto(b"echo:" + data, addr)
-    threading.Thread(target=run, daemon=True).start()
-    return s.getsockname()[1], stop, sources
 
 
 def peer_id():
@@ -172,7 +153,7 @@ def wait_listen_connected(lst, count, timeout=20):
 
 @test
 def three_relayed_sessions_share_one_allocation():
-    port, stop, sources = echo_service()
+    port, stop, sources = udp_echo_service()
     pid = peer_id()
     allocs0 = turn_metric("allocations")
     perms0, chans0 = turn_metric("permissions"), turn_metric("channels")
@@ -249,7 +230,7 @@ def ten_sessions_each_with_its_own_channel():
     channel of its own on the listener's allocation (there used to be room
     for 16 peer addresses in all, so the ninth went without), and then all
     ten exchange data at once."""
-    port, stop, sources = echo_service()
+    port, stop, sources = udp_echo_service()
     pid = peer_id()
     chans0 = turn_metric("channels")
     lst = listener(pid, port)

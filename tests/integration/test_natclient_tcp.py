@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import NATCLIENT, Proc, run_tests, test, tmpdir  # noqa: E402
+from harness import NATCLIENT, Proc, json_events, run_tests, test, tmpdir  # noqa: E402
 from turnlib import turn_server  # noqa: E402
 
 D = tmpdir()
@@ -60,15 +60,6 @@ def peer_id():
     return "tcp%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
 
 
-def events(proc):
-    out = []
-    for line in proc.lines:
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def where(kind, how, extra):
@@ -124,7 +115,7 @@ def both_ways(lst, con):
 
 
 def stream_side_is_relay_only(proc, kind):
-    ev = events(proc)
+    ev = json_events(proc)
     tr = [e for e in ev if e["event"] == "transport"]
     assert tr and tr[0]["transport"] == kind and "relay only" in tr[0]["candidates"], ev
     cands = [e["type"] for e in ev if e["event"] == "candidate"]

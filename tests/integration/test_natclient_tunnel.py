@@ -8,12 +8,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import NATCLIENT, Proc, test, run_tests  # noqa: E402
+from harness import NATCLIENT, Proc, json_events, udp_echo_service, test, run_tests  # noqa: E402
 from turnlib import turn_server  # noqa: E402
 
 SRV = {}
@@ -35,15 +34,6 @@ def peer_id():
     return "t%d-%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
 
 
-def events(proc):
-    out = []
-    for line in proc.lines:
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def connected_event(proc, timeout=15):
@@ -88,9 +78,9 @@ def direct_path_both_ways():
     con = connect(pid)
     ce, le = both_ways(lst, con, "direct")
     assert ce["local_type"] != "relay" and le["local_type"] != "relay"
-    ev = [e["event"] for e in events(con)]
+    ev = [e["event"] for e in json_events(con)]
     assert "candidate" in ev and "checking" in ev, ev
-    assert [e for e in events(lst) if e["event"] == "offer"][0]["from"] == "alice"
+    assert [e for e in json_events(lst) if e["event"] == "offer"][0]["from"] == "alice"
     con.stop()
     lst.stop()
 
@@ -102,35 +92,17 @@ def forced_relay_both_ways():
     con = connect(pid, "--relay", "always")
     ce, le = both_ways(lst, con, "relay")
     assert ce["local_type"] == "relay" and le["remote_type"] == "relay", (ce, le)
-    cands = [e for e in events(con) if e["event"] == "candidate"]
+    cands = [e for e in json_events(con) if e["event"] == "candidate"]
     assert [c["type"] for c in cands] == ["relay"], cands
     con.stop()
     lst.stop()
 
 
-def echo_service():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(0.2)
-    stop = []
-    sources = set()
-
-    def run():
-        while not stop:
-            try:
-                data, addr = s.recvfrom(65535)
-            except socket.timeout:
-                continue
-            sources.add(addr)
-            s.sendto(b"echo:" + data, addr)
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return s.getsockname()[1], stop, sources
 
 
 @test
 def expose_and_local_forward_udp():
-    port, stop, sources = echo_service()
+    port, stop, sources = udp_echo_service()
     pid = peer_id()
     lst = listen(pid, "--expose", "127.0.0.1:%d" % port)
     lport = harness.free_port()
